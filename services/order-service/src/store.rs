@@ -1,0 +1,267 @@
+//! The orders bucket: key scheme, creation, listing and idempotency.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `order:{id}` | the [`Order`] |
+//! | `seq:order` | counter for ids |
+//! | `user-orders:{user_id}` | ascending ids of that user's orders |
+//! | `idem:{key}` | [`Idempotency`]: the request a key was first used with, and its outcome |
+//!
+//! An idempotency key is claimed with create-if-absent before anything is
+//! created, so of two concurrent requests with one key exactly one creates;
+//! the other sees `pending` (409, retry) or the stored response (replay).
+
+use serde::{Deserialize, Serialize};
+use service_kit::kv::{Bucket, Update};
+use service_kit::pagination::{PageRequest, collect_page};
+use service_kit::{ApiError, clock};
+
+use crate::domain::{CreateOrder, Order, OrderStatus, ValidOrder};
+
+pub const BUCKET: &str = "orders";
+const SEQ_KEY: &str = "seq:order";
+/// A `pending` claim older than this belongs to a request that died; a
+/// retry may take it over.
+const STALE_PENDING_MS: u64 = 30_000;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Idempotency {
+    Pending { request: CreateOrder, since_ms: u64 },
+    Done { request: CreateOrder, order: Order },
+}
+
+/// What a request with an idempotency key should do.
+#[derive(Debug, PartialEq)]
+pub enum Claim {
+    /// The key is ours: create the order, then [`Orders::finish`].
+    Fresh,
+    /// The key was used before with this very request: answer with this.
+    Replay(Box<Order>),
+}
+
+fn order_key(id: u64) -> String {
+    format!("order:{id}")
+}
+
+fn user_orders_key(user_id: u64) -> String {
+    format!("user-orders:{user_id}")
+}
+
+fn idempotency_key(key: &str) -> String {
+    format!("idem:{key}")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Visible ASCII, 1..=255 characters (the header is echoed into logs).
+pub fn validate_idempotency_key(raw: &str) -> Result<&str, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && raw.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(raw)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        )
+        .with_detail("idempotency-key", "1..=255 visible ASCII characters"))
+    }
+}
+
+pub struct Orders {
+    bucket: Bucket,
+}
+
+impl Orders {
+    pub fn open() -> Result<Self, ApiError> {
+        Ok(Self {
+            bucket: Bucket::open(BUCKET)?,
+        })
+    }
+
+    pub fn get(&self, id: u64) -> Result<Order, ApiError> {
+        self.bucket
+            .get(&order_key(id))?
+            .ok_or_else(|| not_found(id))
+    }
+
+    pub fn create(&self, input: ValidOrder) -> Result<Order, ApiError> {
+        let id = u64::try_from(self.bucket.increment(SEQ_KEY, 1)?)
+            .map_err(|_| ApiError::internal("The id counter is corrupt."))?;
+        let now = clock::now_rfc3339();
+        let order = Order {
+            id,
+            user_id: input.user_id,
+            items: input.items,
+            total_cents: input.total_cents,
+            status: OrderStatus::Pending,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        self.bucket.put(&order_key(id), &order)?;
+        self.bucket
+            .update(&user_orders_key(order.user_id), |ids: Option<Vec<u64>>| {
+                let mut ids = ids.unwrap_or_default();
+                if let Err(at) = ids.binary_search(&id) {
+                    ids.insert(at, id);
+                }
+                Ok(Update::Put(ids, ()))
+            })?;
+        Ok(order)
+    }
+
+    pub fn set_status(&self, id: u64, next: OrderStatus) -> Result<Order, ApiError> {
+        self.bucket.update(&order_key(id), |order: Option<Order>| {
+            let mut order = order.ok_or_else(|| not_found(id))?;
+            order.status = order.status.transition_to(next)?;
+            order.updated_at = clock::now_rfc3339();
+            Ok(Update::Put(order.clone(), order))
+        })
+    }
+
+    /// Orders above the cursor, ascending, optionally of one user and status.
+    pub fn list(
+        &self,
+        page: PageRequest,
+        user_id: Option<u64>,
+        status: Option<OrderStatus>,
+    ) -> Result<(Vec<Order>, Option<u64>), ApiError> {
+        let keep = |o: &Order| status.is_none_or(|s| o.status == s);
+        let fetch = |ids: &[u64]| self.bucket.get_by_ids(ids, order_key);
+        match user_id {
+            Some(user_id) => {
+                let ids: Vec<u64> = self
+                    .bucket
+                    .get(&user_orders_key(user_id))?
+                    .unwrap_or_default();
+                let after = ids.partition_point(|&id| id <= page.after);
+                collect_page(ids[after..].iter().copied(), page.limit, fetch, keep)
+            }
+            None => {
+                let max_id = u64::try_from(self.bucket.increment(SEQ_KEY, 0)?).unwrap_or(0);
+                collect_page(
+                    page.after.saturating_add(1)..=max_id,
+                    page.limit,
+                    fetch,
+                    keep,
+                )
+            }
+        }
+    }
+
+    /// Claims `key` for `request`, or says how to answer a repeat.
+    pub fn claim(&self, key: &str, request: &CreateOrder) -> Result<Claim, ApiError> {
+        let now = now_ms();
+        let pending = Idempotency::Pending {
+            request: request.clone(),
+            since_ms: now,
+        };
+        self.bucket.update(
+            &idempotency_key(key),
+            |record: Option<Idempotency>| match record {
+                None => Ok(Update::Put(pending.clone(), Claim::Fresh)),
+                Some(Idempotency::Done {
+                    request: first,
+                    order,
+                }) => {
+                    if &first == request {
+                        Ok(Update::Keep(Claim::Replay(Box::new(order))))
+                    } else {
+                        Err(key_reused())
+                    }
+                }
+                Some(Idempotency::Pending {
+                    request: first,
+                    since_ms,
+                }) => {
+                    if &first != request {
+                        Err(key_reused())
+                    } else if now.saturating_sub(since_ms) > STALE_PENDING_MS {
+                        Ok(Update::Put(pending.clone(), Claim::Fresh))
+                    } else {
+                        Err(ApiError::conflict(
+                            "idempotency_in_progress",
+                            "A request with this Idempotency-Key is still being processed.",
+                        )
+                        .with_header("retry-after", "1"))
+                    }
+                }
+            },
+        )
+    }
+
+    /// Records the outcome so repeats replay it.
+    pub fn finish(&self, key: &str, request: &CreateOrder, order: &Order) -> Result<(), ApiError> {
+        self.bucket.put(
+            &idempotency_key(key),
+            &Idempotency::Done {
+                request: request.clone(),
+                order: order.clone(),
+            },
+        )
+    }
+
+    /// Frees a key whose request failed, so the client may retry it.
+    pub fn abandon(&self, key: &str) -> Result<(), ApiError> {
+        self.bucket.delete(&idempotency_key(key))
+    }
+
+    pub fn healthy(&self) -> Result<(), ApiError> {
+        self.bucket.exists(SEQ_KEY).map(|_| ())
+    }
+}
+
+pub fn not_found(id: u64) -> ApiError {
+    ApiError::not_found("order_not_found", format!("No order has id {id}."))
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        422,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used with a different request.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_accept_visible_ascii() {
+        assert!(validate_idempotency_key("order-2026-11-24/abc:1").is_ok());
+        assert!(validate_idempotency_key(&"k".repeat(255)).is_ok());
+    }
+
+    #[test]
+    fn idempotency_keys_reject_the_rest() {
+        for bad in ["", " ", "a b", "ключ", "a\tb", &"k".repeat(256)] {
+            assert!(validate_idempotency_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn record_encoding_is_tagged() {
+        let rec = Idempotency::Pending {
+            request: CreateOrder {
+                user_id: 1,
+                items: vec![],
+            },
+            since_ms: 3,
+        };
+        let json = serde_json::to_value(&rec).expect("json");
+        assert_eq!(json["state"], "pending");
+        assert_eq!(
+            serde_json::from_value::<Idempotency>(json).expect("back"),
+            rec
+        );
+    }
+}
