@@ -1,1 +1,57 @@
-fn main() {}
+//! The `porto` command line: parse flags, set up logging, run a command.
+
+use clap::{Parser, Subcommand};
+use porto::commands::{build, up};
+
+/// Run a Compose application of WebAssembly HTTP components, in one
+/// process, with no Docker.
+///
+/// porto reads the services with `platform: wasi/wasm` from a standard
+/// compose.yaml, builds each `build:` context for wasm32-wasip2, and serves
+/// every published port. Calls between services stay in-process; state
+/// lives in an embedded durable store under --data.
+#[derive(Debug, Parser)]
+#[command(name = "porto", version, about, long_about)]
+struct Cli {
+    /// Log filter, e.g. `info`, `porto=debug`, `guest=warn`.
+    #[arg(long, env = "PORTO_LOG", default_value = "info", global = true)]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build every component and serve the application until Ctrl-C.
+    ///
+    /// Prints one line per service with its URL, then `ready`. On Ctrl-C
+    /// or SIGTERM it stops accepting connections, lets in-flight requests
+    /// finish, and exits 0.
+    Up(up::UpArgs),
+    /// Build every component and print its size and sha256 digest.
+    Build(build::BuildArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(up::run(args))),
+        Command::Build(args) => build::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("porto: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

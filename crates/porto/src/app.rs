@@ -1,0 +1,351 @@
+//! The application porto runs: the Compose file, validated once.
+//!
+//! Everything that can be wrong with the file is found here, before any
+//! component is built or any socket bound: unknown dependencies, cycles,
+//! bad ports, a service with no component source. What comes out is in
+//! start-up order (dependencies first).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
+
+pub const WASM_PLATFORM: &str = "wasi/wasm";
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
+
+#[derive(Debug)]
+pub struct App {
+    /// Directory of the Compose file; relative paths resolve against it.
+    pub dir: PathBuf,
+    /// Wasm services, dependencies first.
+    pub services: Vec<ServiceSpec>,
+    /// Services porto leaves to other tools (databases, caches).
+    pub others: Vec<OtherService>,
+    pub kv: KvSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvSpec {
+    Embedded,
+    Url(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub source: ComponentSource,
+    pub ports: Vec<PublishedPortSpec>,
+    pub env: Vec<(String, String)>,
+    /// Services this one may call: `depends_on` plus `x-porto.allow_services`.
+    pub allowed_services: BTreeSet<String>,
+    /// Network hosts this one may call (`host` or `host:port`).
+    pub allowed_hosts: Vec<String>,
+    pub buckets: BTreeSet<String>,
+    pub request_timeout: Duration,
+    pub max_memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// A cargo package to build for `wasm32-wasip2`.
+    Cargo { dir: PathBuf },
+    /// A ready `.wasm` file.
+    File(PathBuf),
+    /// An OCI image reference.
+    Image(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishedPortSpec {
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct OtherService {
+    pub name: String,
+    pub profiles: Vec<String>,
+}
+
+impl App {
+    pub fn load(compose_path: &Path) -> anyhow::Result<Self> {
+        let file = compose::load(compose_path)?;
+        // Absolute, so builds and paths do not depend on porto's cwd.
+        let dir = std::path::absolute(compose_path)
+            .with_context(|| format!("resolving {}", compose_path.display()))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Self::from_compose(file, &dir).with_context(|| format!("in {}", compose_path.display()))
+    }
+
+    pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
+        let kv = match file.porto.kv.as_deref().map(str::trim) {
+            None | Some("") | Some("embedded") => KvSpec::Embedded,
+            Some(url) if url.starts_with("redis://") || url.starts_with("postgres://") => KvSpec::Url(url.to_string()),
+            Some(other) => bail!("x-porto.kv: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"),
+        };
+        let names: BTreeSet<String> = file.services.keys().cloned().collect();
+        let mut services = BTreeMap::new();
+        let mut dependencies = BTreeMap::new();
+        let mut others = Vec::new();
+        for (name, raw) in file.services {
+            let depends_on = raw.depends_on.names();
+            for dep in &depends_on {
+                if !names.contains(dep) {
+                    bail!("service {name:?} depends on {dep:?}, which is not defined");
+                }
+            }
+            if raw.platform.as_deref() != Some(WASM_PLATFORM) {
+                others.push(OtherService {
+                    name,
+                    profiles: raw.profiles,
+                });
+                continue;
+            }
+            let spec = service_spec(&name, raw, &depends_on, dir).with_context(|| format!("service {name:?}"))?;
+            dependencies.insert(name.clone(), depends_on);
+            services.insert(name, spec);
+        }
+        let order = start_order(&dependencies)?;
+        let services = order
+            .into_iter()
+            .filter_map(|name| services.remove(&name))
+            .collect();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            services,
+            others,
+            kv,
+        })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+fn service_spec(name: &str, raw: compose::Service, depends_on: &[String], dir: &Path) -> anyhow::Result<ServiceSpec> {
+    let ext = raw.porto;
+    let source = if let Some(path) = ext.component {
+        ComponentSource::File(dir.join(path))
+    } else if let Some(build) = raw.build {
+        let context = match build {
+            Build::Context(c) => c,
+            Build::Detailed { context } => context.unwrap_or_else(|| ".".into()),
+        };
+        ComponentSource::Cargo { dir: dir.join(context) }
+    } else if let Some(image) = raw.image {
+        if image.ends_with(".wasm") {
+            ComponentSource::File(dir.join(image))
+        } else {
+            ComponentSource::Image(image)
+        }
+    } else {
+        bail!("needs `build`, `image` or `x-porto.component` to say where its component comes from");
+    };
+    let mut env = Vec::new();
+    for (key, value) in raw.environment.into_pairs() {
+        // As in Compose, a bare name passes porto's own value through, or nothing.
+        if let Some(value) = value.or_else(|| std::env::var(&key).ok()) {
+            env.push((key, value));
+        }
+    }
+    let ports = raw.ports.iter().map(parse_port).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut allowed_services: BTreeSet<String> = depends_on.iter().cloned().collect();
+    allowed_services.extend(ext.allow_services);
+    let buckets = ext
+        .buckets
+        .unwrap_or_else(|| vec![name.to_string()])
+        .into_iter()
+        .collect();
+    Ok(ServiceSpec {
+        name: name.to_string(),
+        source,
+        ports: ports.into_iter().flatten().collect(),
+        env,
+        allowed_services,
+        allowed_hosts: ext.allow_hosts,
+        buckets,
+        request_timeout: ext
+            .request_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        max_memory_bytes: ext.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) * 1024 * 1024,
+    })
+}
+
+/// The host side of a port mapping; `None` when nothing is published
+/// (`"80"`: a container port only).
+fn parse_port(port: &Port) -> anyhow::Result<Option<PublishedPortSpec>> {
+    let host_port = |text: &str| -> anyhow::Result<u16> {
+        let text = text.split('/').next().unwrap_or_default();
+        text.parse::<u16>()
+            .with_context(|| format!("port {text:?} is not a number from 0 to 65535"))
+    };
+    let host_ip = |text: &str| -> anyhow::Result<IpAddr> {
+        text.trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .with_context(|| format!("{text:?} is not an IP address"))
+    };
+    match port {
+        Port::Number(_) => Ok(None),
+        Port::Short(text) => {
+            let text = text.split('/').next().unwrap_or_default();
+            match text.rsplitn(3, ':').collect::<Vec<_>>().as_slice() {
+                [_container] => Ok(None),
+                [_container, published] => Ok(Some(PublishedPortSpec {
+                    host_ip: None,
+                    host_port: host_port(published)?,
+                })),
+                [_container, published, ip] => Ok(Some(PublishedPortSpec {
+                    host_ip: Some(host_ip(ip)?),
+                    host_port: host_port(published)?,
+                })),
+                _ => bail!("cannot read port {text:?}"),
+            }
+        }
+        Port::Long { published, host_ip: ip, .. } => {
+            let Some(published) = published else { return Ok(None) };
+            let port = match published {
+                PublishedPort::Number(n) => u16::try_from(*n).with_context(|| format!("port {n} is out of range"))?,
+                PublishedPort::Text(t) => host_port(t)?,
+            };
+            Ok(Some(PublishedPortSpec {
+                host_ip: ip.as_deref().map(host_ip).transpose()?,
+                host_port: port,
+            }))
+        }
+    }
+}
+
+/// Dependencies before dependants; a cycle is an error naming its members.
+fn start_order(dependencies: &BTreeMap<String, Vec<String>>) -> anyhow::Result<Vec<String>> {
+    let mut order = Vec::new();
+    let mut placed = BTreeSet::new();
+    while placed.len() < dependencies.len() {
+        let ready: Vec<&String> = dependencies
+            .iter()
+            .filter(|(name, deps)| {
+                !placed.contains(*name)
+                    && deps.iter().all(|d| placed.contains(d) || !dependencies.contains_key(d))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if ready.is_empty() {
+            let stuck: Vec<&str> = dependencies
+                .keys()
+                .filter(|n| !placed.contains(*n))
+                .map(String::as_str)
+                .collect();
+            bail!("depends_on has a cycle among: {}", stuck.join(", "));
+        }
+        for name in ready {
+            placed.insert(name.clone());
+            order.push(name.clone());
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(yaml: &str) -> anyhow::Result<App> {
+        App::from_compose(compose::parse(yaml)?, Path::new("/app"))
+    }
+
+    const STACK: &str = r#"
+services:
+  api-gateway:
+    build: { context: services/api-gateway }
+    platform: wasi/wasm
+    runtime: io.containerd.wasmtime.v1
+    ports: ["8080:80"]
+    environment:
+      USER_SERVICE_URL: http://user-service
+    depends_on: [user-service]
+  user-service:
+    build: services/user-service
+    platform: wasi/wasm
+    ports: ["127.0.0.1:8081:80"]
+    x-porto:
+      buckets: [users]
+  postgres:
+    image: postgres:16
+    profiles: [scale]
+"#;
+
+    #[test]
+    fn reads_the_stack() {
+        let app = app(STACK).expect("valid");
+        let names: Vec<_> = app.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["user-service", "api-gateway"], "dependencies first");
+        let gw = app.service("api-gateway").expect("gateway");
+        assert_eq!(gw.source, ComponentSource::Cargo { dir: PathBuf::from("/app/services/api-gateway") });
+        assert_eq!(gw.ports, vec![PublishedPortSpec { host_ip: None, host_port: 8080 }]);
+        assert_eq!(gw.env, vec![("USER_SERVICE_URL".into(), "http://user-service".into())]);
+        assert!(gw.allowed_services.contains("user-service"));
+        assert_eq!(gw.buckets.iter().collect::<Vec<_>>(), vec!["api-gateway"]);
+        let us = app.service("user-service").expect("users");
+        assert_eq!(us.ports[0].host_ip, Some("127.0.0.1".parse().expect("ip")));
+        assert_eq!(us.buckets.iter().collect::<Vec<_>>(), vec!["users"]);
+        assert_eq!(app.others.len(), 1);
+        assert_eq!(app.others[0].profiles, vec!["scale"]);
+        assert_eq!(app.kv, KvSpec::Embedded);
+    }
+
+    #[test]
+    fn unknown_dependency_is_an_error() {
+        let err = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n")
+            .expect_err("invalid");
+        assert!(format!("{err:#}").contains("ghost"));
+    }
+
+    #[test]
+    fn cycles_are_errors() {
+        let err = app(
+            "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [b]\n  b:\n    platform: wasi/wasm\n    build: b\n    depends_on: [a]\n",
+        )
+        .expect_err("cycle");
+        assert!(format!("{err:#}").contains("cycle"));
+    }
+
+    #[test]
+    fn service_without_source_is_an_error() {
+        assert!(app("services:\n  a:\n    platform: wasi/wasm\n").is_err());
+    }
+
+    #[test]
+    fn wasm_image_paths_and_oci_references() {
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    image: out/a.wasm\n  b:\n    platform: wasi/wasm\n    image: ghcr.io/x/b:1\n")
+            .expect("valid");
+        assert_eq!(a.service("a").map(|s| s.source.clone()), Some(ComponentSource::File("/app/out/a.wasm".into())));
+        assert_eq!(a.service("b").map(|s| s.source.clone()), Some(ComponentSource::Image("ghcr.io/x/b:1".into())));
+    }
+
+    #[test]
+    fn port_forms() {
+        let p = |s: &str| parse_port(&Port::Short(s.into()));
+        assert_eq!(p("80").expect("ok"), None);
+        assert_eq!(p("8080:80/tcp").expect("ok").map(|p| p.host_port), Some(8080));
+        assert_eq!(p("[::1]:9000:80").expect("ok").and_then(|p| p.host_ip), Some("::1".parse().expect("ip")));
+        assert!(p("http:80").is_err());
+        assert!(p("70000:80").is_err());
+        let long = Port::Long { target: 80, published: Some(PublishedPort::Text("8082".into())), host_ip: None };
+        assert_eq!(parse_port(&long).expect("ok").map(|p| p.host_port), Some(8082));
+    }
+
+    #[test]
+    fn kv_urls() {
+        let a = app("x-porto:\n  kv: redis://127.0.0.1:6379\nservices: {}\n").expect("valid");
+        assert_eq!(a.kv, KvSpec::Url("redis://127.0.0.1:6379".into()));
+        assert!(app("x-porto:\n  kv: mysql://x\nservices: {}\n").is_err());
+    }
+}

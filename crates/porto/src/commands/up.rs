@@ -1,0 +1,151 @@
+//! `porto up`: build, load and serve the whole application.
+//!
+//! Order matters: the Compose file is validated, every component built and
+//! compiled, every listener bound, and only then does porto say it is
+//! ready. Any failure before that exits non-zero with nothing half-started.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use tokio::net::TcpListener;
+
+use crate::app::{App, KvSpec};
+use crate::engine::{self, CacheOutcome};
+use crate::kv::KvBackend;
+use crate::kv::embedded::Embedded;
+use crate::runtime::{self, Runtime, ServiceRuntime};
+use crate::{components, server, shutdown};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The Compose file describing the application.
+    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
+    pub file: PathBuf,
+
+    /// Directory of the embedded key-value store (created if missing).
+    #[arg(long, default_value = ".porto/data")]
+    pub data: PathBuf,
+
+    /// Directory for compiled components, reused across runs.
+    #[arg(long, default_value = ".porto/cache")]
+    pub cache_dir: PathBuf,
+
+    /// Address published ports bind to when the Compose file names none.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Bind every published port to a free port instead (for tests and
+    /// parallel stacks); the chosen URLs are printed at start-up.
+    #[arg(long)]
+    pub ephemeral_ports: bool,
+
+    /// How long in-flight requests may take to finish after Ctrl-C/SIGTERM.
+    #[arg(long, default_value = "10", value_name = "SECONDS")]
+    pub drain_timeout: u64,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let app = App::load(&args.file)?;
+    if app.services.is_empty() {
+        bail!("{} has no service with `platform: wasi/wasm`; nothing for porto to run", args.file.display());
+    }
+    let kv: Arc<dyn KvBackend> = match &app.kv {
+        KvSpec::Embedded => Arc::new(Embedded::open(&args.data)?),
+        KvSpec::Url(url) => bail!("x-porto.kv {url:?}: only the embedded store is available in this porto"),
+    };
+
+    let sources = app
+        .services
+        .iter()
+        .map(components::resolve)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let started = Instant::now();
+    let max_memory = app.services.iter().map(|s| s.max_memory_bytes).max().unwrap_or(0);
+    let engine = engine::new_engine(max_memory)?;
+    engine::start_epoch_ticker(&engine.engine);
+    let linker = runtime::linker(&engine.engine)?;
+    let mut services = Vec::new();
+    let mut cache_report = Vec::new();
+    for (spec, source) in app.services.iter().zip(&sources) {
+        let (component, outcome) = engine::load_component(&engine.engine, &source.wasm, &args.cache_dir)
+            .with_context(|| format!("{}: loading {}", spec.name, source.path.display()))?;
+        cache_report.push(outcome);
+        services.push(ServiceRuntime::new(spec.clone(), &component, source.digest.clone(), &linker)?);
+    }
+    let runtime = Arc::new(Runtime::new(engine.engine.clone(), kv, services));
+
+    let mut listeners = Vec::new();
+    for spec in &app.services {
+        for port in &spec.ports {
+            let ip = port.host_ip.unwrap_or(args.host);
+            let addr = SocketAddr::new(ip, if args.ephemeral_ports { 0 } else { port.host_port });
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
+            listeners.push((spec.name.clone(), listener));
+        }
+    }
+
+    println!(
+        "porto: {} services, {} allocator, key-value store: {}",
+        app.services.len(),
+        if engine.pooling { "pooling" } else { "on-demand" },
+        match &app.kv {
+            KvSpec::Embedded => format!("embedded ({})", args.data.display()),
+            KvSpec::Url(url) => url.clone(),
+        }
+    );
+    for ((spec, source), outcome) in app.services.iter().zip(&sources).zip(&cache_report) {
+        let urls: Vec<String> = listeners
+            .iter()
+            .filter(|(name, _)| *name == spec.name)
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .map(|a| format!("http://{a}"))
+            .collect();
+        let reach = if urls.is_empty() {
+            format!("internal only (http://{})", spec.name)
+        } else {
+            urls.join(" ")
+        };
+        println!(
+            "  {:<16} {}  wasm sha256:{}  {}",
+            spec.name,
+            reach,
+            &source.digest[..16],
+            if *outcome == CacheOutcome::Hit { "compile cache hit" } else { "compiled" }
+        );
+    }
+    for other in &app.others {
+        let profile = if other.profiles.is_empty() {
+            String::new()
+        } else {
+            format!(", profile {}", other.profiles.join("/"))
+        };
+        println!("  {:<16} not run by porto (not a wasi/wasm service{profile})", other.name);
+    }
+    println!(
+        "porto: ready in {} ms; Ctrl-C to stop",
+        started.elapsed().as_millis()
+    );
+
+    let stop = shutdown::on_signal();
+    let drain = Duration::from_secs(args.drain_timeout);
+    let mut tasks = Vec::new();
+    for (name, listener) in listeners {
+        let service = runtime.service(&name).context("listener for an unknown service")?;
+        tasks.push(tokio::spawn(server::serve(listener, runtime.clone(), service, stop.clone(), drain)));
+    }
+    let mut stop_wait = stop.clone();
+    let _ = stop_wait.changed().await;
+    println!("porto: stopping; draining in-flight requests (up to {}s)", args.drain_timeout);
+    for task in tasks {
+        let _ = task.await;
+    }
+    println!("porto: stopped");
+    Ok(())
+}

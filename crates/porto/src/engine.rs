@@ -1,0 +1,132 @@
+//! The one wasmtime [`Engine`] and the on-disk cache of compiled components.
+//!
+//! The engine uses the pooling allocator when the machine lets it reserve
+//! the address space (probed, as `wasmtime serve` does; constrained
+//! containers and some CPUs cannot) and epoch interruption for request
+//! deadlines. Compiling a component takes seconds; loading a precompiled
+//! one takes milliseconds, so every component is compiled once per
+//! (wasm bytes, engine configuration) and kept under `cache_dir`.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Concurrent instances the pool holds, across all services.
+const POOL_INSTANCES: u32 = 1_000;
+
+/// Linear memory kept mapped and zeroed with `memset` when an instance
+/// ends, instead of `madvise`d away and faulted back in by the next one.
+const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
+
+pub struct EngineInfo {
+    pub engine: Engine,
+    pub pooling: bool,
+}
+
+/// Builds the engine; `max_memory_bytes` is the largest memory any
+/// service may grow to.
+pub fn new_engine(max_memory_bytes: u64) -> anyhow::Result<EngineInfo> {
+    let mut config = base_config();
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES)
+        .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(64 * 1024);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(EngineInfo { engine, pooling: true }),
+        Err(err) => {
+            tracing::warn!(error = %err, "pooling allocator unavailable here; allocating instances on demand");
+            let mut config = base_config();
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Ok(EngineInfo {
+                engine: Engine::new(&config)?,
+                pooling: false,
+            })
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    config
+}
+
+/// Advances the engine's epoch forever on a background thread.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("porto-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .ok();
+}
+
+pub fn wasm_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether a component came from the cache or was compiled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    Hit,
+    Miss,
+}
+
+/// Loads `wasm` from the compile cache, compiling and storing it on a miss.
+pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Result<(Component, CacheOutcome)> {
+    let path = cache_path(engine, wasm, cache_dir);
+    if path.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this
+        // porto build (the key includes the engine's compatibility hash)
+        // into porto's own cache directory; wasmtime also checks its
+        // header and refuses artifacts of another engine.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok((component, CacheOutcome::Hit)),
+            Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cache entry"),
+        }
+    }
+    let component = Component::new(engine, wasm)
+        .map_err(anyhow::Error::from)
+        .context("compiling component")?;
+    if let Err(err) = store_artifact(&path, &component.serialize()?) {
+        tracing::warn!(path = %path.display(), error = %err, "could not write compile cache");
+    }
+    Ok((component, CacheOutcome::Miss))
+}
+
+fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let digest = wasm_digest(wasm);
+    cache_dir.join(format!("{}-{:016x}.cwasm", &digest[..32], hasher.finish()))
+}
+
+/// Writes via a temporary file and rename, so a crash never leaves a
+/// truncated artifact under the final name.
+fn store_artifact(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The embedded backend: one redb file in `--data`.
+//!
+//! redb gives ACID transactions with one writer at a time, so every
+//! operation is one transaction and CAS / increment are atomic without
+//! locks of our own. Commits use `Durability::Immediate` (fsync before
+//! `commit` returns): a write the guest saw succeed survives `kill -9`.
+//! redb is synchronous, so each operation runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{KeyPage, KvBackend, KvError, add_to_counter};
+
+/// `(bucket, key) → value`: the tuple key keeps buckets apart whatever
+/// bytes a key contains.
+const TABLE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("kv");
+const LIST_PAGE: usize = 1000;
+
+pub struct Embedded {
+    db: Arc<Database>,
+}
+
+fn io(err: impl std::fmt::Display) -> KvError {
+    KvError::Unavailable(err.to_string())
+}
+
+impl Embedded {
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+        let path = dir.join("kv.redb");
+        let db = Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        // Create the table up front so readers never see it missing.
+        let txn = db.begin_write()?;
+        txn.open_table(TABLE)?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>) -> Result<R, KvError>
+            + Send
+            + 'static,
+    ) -> Result<R, KvError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(io)?;
+            let table = txn.open_table(TABLE).map_err(io)?;
+            f(&table)
+        })
+        .await
+        .map_err(io)?
+    }
+
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<(&'static str, &'static str), &'static [u8]>) -> Result<R, KvError>
+            + Send
+            + 'static,
+    ) -> Result<R, KvError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write().map_err(io)?;
+            let result = {
+                let mut table = txn.open_table(TABLE).map_err(io)?;
+                f(&mut table)?
+            };
+            txn.commit().map_err(io)?;
+            Ok(result)
+        })
+        .await
+        .map_err(io)?
+    }
+}
+
+#[async_trait]
+impl KvBackend for Embedded {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.read(move |t| Ok(t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec())))
+            .await
+    }
+
+    async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.write(move |t| {
+            t.insert((bucket.as_str(), key.as_str()), value.as_slice()).map_err(io)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.write(move |t| {
+            t.remove((bucket.as_str(), key.as_str())).map_err(io)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.read(move |t| Ok(t.get((bucket.as_str(), key.as_str())).map_err(io)?.is_some()))
+            .await
+    }
+
+    async fn list_keys(&self, bucket: &str, cursor: Option<String>) -> Result<KeyPage, KvError> {
+        let bucket = bucket.to_string();
+        self.read(move |t| {
+            let start = cursor.unwrap_or_default();
+            let mut keys = Vec::new();
+            let range = t
+                .range((bucket.as_str(), start.as_str())..)
+                .map_err(io)?;
+            for entry in range {
+                let (k, _) = entry.map_err(io)?;
+                let (b, key) = k.value();
+                if b != bucket {
+                    break;
+                }
+                if !start.is_empty() && key == start {
+                    continue;
+                }
+                if keys.len() == LIST_PAGE {
+                    let cursor = keys.last().cloned();
+                    return Ok(KeyPage { keys, cursor });
+                }
+                keys.push(key.to_string());
+            }
+            Ok(KeyPage { keys, cursor: None })
+        })
+        .await
+    }
+
+    async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.write(move |t| {
+            let current = t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec());
+            let next = add_to_counter(&key, current.as_deref(), delta)?;
+            t.insert((bucket.as_str(), key.as_str()), next.to_string().as_bytes())
+                .map_err(io)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, KvError> {
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        self.write(move |t| {
+            let current = t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec());
+            if current != expected {
+                return Ok(false);
+            }
+            t.insert((bucket.as_str(), key.as_str()), new.as_slice()).map_err(io)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let bucket = bucket.to_string();
+        self.read(move |t| {
+            keys.iter()
+                .map(|k| Ok(t.get((bucket.as_str(), k.as_str())).map_err(io)?.map(|v| v.value().to_vec())))
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        let bucket = bucket.to_string();
+        self.write(move |t| {
+            for (k, v) in &entries {
+                t.insert((bucket.as_str(), k.as_str()), v.as_slice()).map_err(io)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError> {
+        let bucket = bucket.to_string();
+        self.write(move |t| {
+            for k in &keys {
+                t.remove((bucket.as_str(), k.as_str())).map_err(io)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,105 @@
+//! Outbound `wasi:http` from a guest: in-process calls and the allow-lists.
+//!
+//! A request to a Compose service name (`http://user-service`, any port)
+//! never touches a socket: it is handed to that service's component in
+//! this process, as a new instance with its own store. It is allowed only
+//! if the caller lists the target in `depends_on` (or
+//! `x-porto.allow_services`). A request to any other host goes over the
+//! network only if the host is in `x-porto.allow_hosts`. Everything else
+//! is refused with `HTTP-request-denied`, which the guest turns into its
+//! own 5xx JSON error, and porto logs the refusal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+use crate::runtime::{Runtime, ServiceRuntime};
+
+type Sent = Box<
+    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
+        + Send,
+>;
+
+pub struct Outbound {
+    runtime: Arc<Runtime>,
+    caller: Arc<ServiceRuntime>,
+    request_id: Arc<str>,
+}
+
+impl Outbound {
+    pub fn new(runtime: Arc<Runtime>, caller: Arc<ServiceRuntime>, request_id: Arc<str>) -> Self {
+        Self {
+            runtime,
+            caller,
+            request_id,
+        }
+    }
+
+    fn deny(&self, target: &str, why: &'static str) -> Sent {
+        tracing::warn!(
+            service = %self.caller.name,
+            request_id = %self.request_id,
+            target,
+            "outbound request denied: {why}"
+        );
+        Box::new(async { Err(Error::HttpRequestDenied) })
+    }
+}
+
+/// Whether `host[:port]` matches an `allow_hosts` entry (`host` allows
+/// every port, `host:port` only that one).
+pub fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
+    allowed.iter().any(|entry| match entry.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h.eq_ignore_ascii_case(host) && port == p.parse().ok(),
+        _ => entry.eq_ignore_ascii_case(host),
+    })
+}
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Sent {
+        let host = request.uri().host().unwrap_or_default().to_ascii_lowercase();
+        let port = request.uri().port_u16();
+        if let Some(target) = self.runtime.service(&host) {
+            if !self.caller.spec.allowed_services.contains(&host) {
+                return self.deny(&host, "not in depends_on or x-porto.allow_services");
+            }
+            let runtime = self.runtime.clone();
+            return Box::new(async move {
+                let response = runtime.handle(&target, request).await;
+                let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+                Ok((response, io))
+            });
+        }
+        if !host_allowed(&self.caller.spec.allowed_hosts, &host, port) {
+            return self.deny(&host, "not a service and not in x-porto.allow_hosts");
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
+            Ok((response.map(BodyExt::boxed_unsync), io))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_allowed;
+
+    #[test]
+    fn host_rules() {
+        let allowed = vec!["api.example.com".to_string(), "cache:6380".to_string()];
+        assert!(host_allowed(&allowed, "api.example.com", Some(443)));
+        assert!(host_allowed(&allowed, "API.example.com", None));
+        assert!(host_allowed(&allowed, "cache", Some(6380)));
+        assert!(!host_allowed(&allowed, "cache", Some(6379)));
+        assert!(!host_allowed(&allowed, "evil.example.com", None));
+        assert!(!host_allowed(&[], "anything", None));
+    }
+}

@@ -1,0 +1,245 @@
+//! The running application: every service's pre-instantiated component,
+//! and the one path by which any request — from a socket or from another
+//! guest — reaches a fresh instance.
+//!
+//! Per request: a new [`Store`] with a fresh [`Host`], an epoch deadline
+//! for the service's request timeout, `instantiate_async` from the
+//! [`ProxyPre`] made at start-up, `call_handle`. Nothing survives the
+//! request but what the guest wrote to the key-value store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::app::ServiceSpec;
+use crate::engine::EPOCH_TICK;
+use crate::host::Host;
+use crate::kv::KvBackend;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+pub struct ServiceRuntime {
+    pub name: Arc<str>,
+    pub spec: ServiceSpec,
+    pub digest: String,
+    pub buckets: Arc<BTreeSet<String>>,
+    pre: ProxyPre<Host>,
+    pub served: AtomicU64,
+}
+
+pub struct Runtime {
+    pub engine: Engine,
+    pub kv: Arc<dyn KvBackend>,
+    services: HashMap<String, Arc<ServiceRuntime>>,
+}
+
+/// Links everything a guest may import: WASI (no filesystem preopens, no
+/// sockets allowed), wasi:http, and wasi:keyvalue.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::kv::add_to_linker(&mut linker, Host::kv)?;
+    Ok(linker)
+}
+
+impl ServiceRuntime {
+    pub fn new(spec: ServiceSpec, component: &Component, digest: String, linker: &Linker<Host>) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let pre = linker
+            .instantiate_pre(component)
+            .and_then(ProxyPre::new)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{}: the component is not a wasi:http proxy porto can run", spec.name))?;
+        Ok(Self {
+            name: Arc::from(spec.name.as_str()),
+            buckets: Arc::new(spec.buckets.clone()),
+            spec,
+            digest,
+            pre,
+            served: AtomicU64::new(0),
+        })
+    }
+}
+
+impl Runtime {
+    pub fn new(engine: Engine, kv: Arc<dyn KvBackend>, services: Vec<ServiceRuntime>) -> Self {
+        Self {
+            engine,
+            kv,
+            services: services
+                .into_iter()
+                .map(|s| (s.name.to_string(), Arc::new(s)))
+                .collect(),
+        }
+    }
+
+    pub fn service(&self, name: &str) -> Option<Arc<ServiceRuntime>> {
+        self.services.get(name).cloned()
+    }
+
+    /// Runs one request through a fresh instance of `service`. Failures of
+    /// the guest (trap, timeout, no response) become JSON errors here, so
+    /// callers always get a response.
+    pub async fn handle<B>(self: &Arc<Self>, service: &Arc<ServiceRuntime>, mut request: hyper::Request<B>) -> hyper::Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        service.served.fetch_add(1, Ordering::Relaxed);
+        let request_id = ensure_request_id(&mut request);
+        match self.run_guest(service, request, &request_id).await {
+            Ok(response) => response,
+            Err(failure) => {
+                tracing::error!(service = %service.name, request_id, "{}", failure.log);
+                error_response(failure.status, failure.code, failure.message, &request_id)
+            }
+        }
+    }
+
+    async fn run_guest<B>(
+        self: &Arc<Self>,
+        service: &Arc<ServiceRuntime>,
+        request: hyper::Request<B>,
+        request_id: &str,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, Failure>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let timeout = service.spec.request_timeout;
+        let mut store = Store::new(&self.engine, Host::new(self, service, request_id));
+        store.limiter(|host| &mut host.limits);
+        store.set_epoch_deadline(ticks(timeout));
+        store.epoch_deadline_trap();
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(|e| Failure::bad_request(format!("unusable request: {e:#}")))?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| Failure::internal(format!("response slot: {e:#}")))?;
+        let pre = service.pre.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(code))) => Err(Failure::internal(format!("guest answered with an error: {code:?}"))),
+            Ok(Err(_)) => {
+                // The guest ended without a response: find out why.
+                let why = match task.await {
+                    Ok(Ok(())) => "returned without setting a response".to_string(),
+                    Ok(Err(trap)) => format!("trapped: {trap:?}"),
+                    Err(join) => format!("instance task failed: {join}"),
+                };
+                Err(Failure::internal(why))
+            }
+            Err(_) => {
+                task.abort();
+                Err(Failure {
+                    status: 504,
+                    code: "timeout",
+                    message: "The service did not answer in time.",
+                    log: format!("no response within {timeout:?}"),
+                })
+            }
+        }
+    }
+}
+
+struct Failure {
+    status: u16,
+    code: &'static str,
+    message: &'static str,
+    log: String,
+}
+
+impl Failure {
+    fn internal(log: String) -> Self {
+        Self {
+            status: 500,
+            code: "internal_error",
+            message: "The service failed while handling this request.",
+            log,
+        }
+    }
+
+    fn bad_request(log: String) -> Self {
+        Self {
+            status: 400,
+            code: "bad_request",
+            message: "The request could not be passed to the service.",
+            log,
+        }
+    }
+}
+
+fn ticks(timeout: std::time::Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+/// Gives every request an id before it reaches a guest, so the guest's log
+/// lines and porto's agree on it; a usable id from the client is kept.
+fn ensure_request_id<B>(request: &mut hyper::Request<B>) -> String {
+    let valid = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        })
+        .map(str::to_string);
+    let id = valid.unwrap_or_else(new_request_id);
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    id
+}
+
+fn new_request_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let state = RandomState::new();
+    format!("{:016x}{:016x}", state.hash_one(n), state.hash_one(n.wrapping_add(1)))
+}
+
+/// porto's own JSON error, in the services' envelope.
+pub fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, id);
+    }
+    response
+}

@@ -1,0 +1,61 @@
+//! HTTP/1.1 listeners for published ports.
+//!
+//! [`serve`] takes an already-bound listener and a shutdown signal: when
+//! the signal fires it stops accepting, lets every open connection finish
+//! its in-flight request (keep-alive connections are told to close), and
+//! returns once they have, or when the drain timeout runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::runtime::{Runtime, ServiceRuntime};
+
+pub async fn serve(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    service: Arc<ServiceRuntime>,
+    mut shutdown: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(service = %service.name, error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (runtime, service) = (runtime.clone(), service.clone());
+                let handler = service_fn(move |request| {
+                    let (runtime, service) = (runtime.clone(), service.clone());
+                    async move { Ok::<_, std::convert::Infallible>(runtime.handle(&service, request).await) }
+                });
+                let connection = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), handler);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(service = %service.name, "drain timeout: closing remaining connections");
+    }
+}
