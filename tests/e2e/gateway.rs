@@ -1,0 +1,98 @@
+//! The gateway's own behaviour: composition, health, auth, missing upstreams.
+
+use serde_json::json;
+
+use crate::harness::{Porto, stack};
+
+#[test]
+fn user_with_orders_is_composed() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for _ in 0..3 {
+        let r = api.post_json("/api/orders", &json!({"user_id": 2, "items": [{"sku": "X", "quantity": 1, "unit_price_cents": 10}]}));
+        assert_eq!(r.status, 201);
+    }
+    api.post_json("/api/orders", &json!({"user_id": 1, "items": [{"sku": "Y", "quantity": 1, "unit_price_cents": 10}]}));
+    let composed = api.get("/api/users/2/orders");
+    assert_eq!(composed.status, 200, "{}", composed.body);
+    let body = composed.json();
+    assert_eq!(body["user"]["name"], "Bob Smith");
+    let orders = body["orders"].as_array().expect("orders");
+    assert_eq!(orders.len(), 3);
+    assert!(orders.iter().all(|o| o["user_id"] == 2));
+
+    let nobody = api.get("/api/users/77/orders");
+    assert_eq!((nobody.status, nobody.error_code().as_str()), (404, "user_not_found"));
+    assert_eq!(api.get("/api/users/x/orders").status, 400);
+}
+
+#[test]
+fn health_reports_each_upstream() {
+    let porto = Porto::start_default();
+    let health = porto.gateway().get("/healthz");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["upstreams"]["user-service"], "ok");
+    assert_eq!(health.json()["upstreams"]["order-service"], "ok");
+}
+
+#[test]
+fn missing_upstreams_are_json_errors_not_hangs() {
+    // The gateway alone: its upstreams are not part of the application.
+    let mut compose = stack();
+    let services = compose["services"].as_mapping_mut().expect("services");
+    services.remove("user-service");
+    services.remove("order-service");
+    compose["services"]["api-gateway"]["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+    let porto = Porto::start(&compose);
+    let api = porto.gateway();
+
+    let r = api.get("/api/users/1");
+    assert_eq!((r.status, r.error_code().as_str()), (502, "upstream_unavailable"), "{}", r.body);
+    assert_eq!(r.json()["error"]["details"]["upstream"], "user-service");
+    let r = api.post_json("/api/orders", &json!({"user_id": 1, "items": []}));
+    assert_eq!(r.status, 502);
+    let health = api.get("/healthz");
+    assert_eq!(health.status, 503);
+    assert_eq!(health.json()["error"]["details"]["upstreams"]["user-service"], "unavailable");
+}
+
+#[test]
+fn calls_outside_depends_on_are_refused() {
+    // order-service may not call user-service without depending on it.
+    let mut compose = stack();
+    compose["services"]["order-service"]["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+    let porto = Porto::start(&compose);
+    let r = porto.gateway().post_json("/api/orders", &json!({"user_id": 1, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]}));
+    assert_eq!((r.status, r.error_code().as_str()), (503, "dependency_unavailable"), "{}", r.body);
+}
+
+#[test]
+fn api_keys_guard_writes() {
+    let mut compose = stack();
+    compose["services"]["api-gateway"]["environment"]["API_KEYS"] = "alpha, beta".into();
+    let porto = Porto::start(&compose);
+    let api = porto.gateway();
+    let body = json!({"name": "Kay", "email": "kay@example.com"}).to_string();
+    let json_type = ("content-type", "application/json");
+
+    assert_eq!(api.get("/api/users").status, 200, "reads stay open");
+    let denied = api.send("POST", "/api/users", &[json_type], Some(&body));
+    assert_eq!((denied.status, denied.error_code().as_str()), (401, "unauthorized"));
+    assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+    let wrong = api.send("POST", "/api/users", &[json_type, ("authorization", "Bearer gamma")], Some(&body));
+    assert_eq!(wrong.status, 401);
+    let ok = api.send("POST", "/api/users", &[json_type, ("authorization", "Bearer beta")], Some(&body));
+    assert_eq!(ok.status, 201, "{}", ok.body);
+}
+
+#[test]
+fn buckets_outside_the_allow_list_are_denied() {
+    // user-service configured with another service's bucket only.
+    let mut compose = stack();
+    compose["services"]["user-service"]["x-porto"]["buckets"] = serde_yaml_ng::Value::Sequence(vec!["orders".into()]);
+    let porto = Porto::start(&compose);
+    let users = crate::harness::Client::new(porto.url("user-service"));
+    let r = users.get("/users/1");
+    assert_eq!((r.status, r.error_code().as_str()), (500, "internal_error"), "{}", r.body);
+    assert_eq!(users.get("/healthz").status, 500);
+}

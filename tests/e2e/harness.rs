@@ -1,0 +1,249 @@
+//! Starting real porto processes on free ports and talking HTTP to them.
+//!
+//! Components are built once per test run (`porto build` on the real
+//! compose.yaml); each test then runs `porto up` on a copy of that
+//! Compose file — optionally edited — with the built `.wasm` files
+//! pinned through `x-porto.component`, a temporary `--data`, and
+//! `--ephemeral-ports`, reading the chosen URLs from porto's start-up lines.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PORTO: &str = env!("CARGO_BIN_EXE_porto");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Compiled components are cached here across tests and runs.
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("porto-compile-cache")
+}
+
+/// service name → built `.wasm` path, built once per test process.
+pub fn built_components() -> &'static HashMap<String, PathBuf> {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = Command::new(PORTO)
+            .args(["build", "-f"])
+            .arg(repo_root().join("compose.yaml"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run porto build");
+        assert!(output.status.success(), "porto build failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let name = fields.next()?.to_string();
+                let path = fields.last()?.to_string();
+                Some((name, PathBuf::from(path)))
+            })
+            .collect()
+    })
+}
+
+/// The repository's compose.yaml as a YAML value, components pinned.
+pub fn stack() -> serde_yaml_ng::Value {
+    let text = std::fs::read_to_string(repo_root().join("compose.yaml")).expect("read compose.yaml");
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("parse compose.yaml");
+    for (name, path) in built_components() {
+        let service = &mut doc["services"][name.as_str()];
+        if service.is_mapping() {
+            service["x-porto"]["component"] = path.display().to_string().into();
+        }
+    }
+    doc
+}
+
+pub struct Porto {
+    child: Child,
+    pub urls: HashMap<String, String>,
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+    pub ready_line: String,
+}
+
+impl Porto {
+    /// The full stack on a fresh store.
+    pub fn start_default() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_with(&stack(), dir, data)
+    }
+
+    /// `compose` on a fresh store.
+    pub fn start(compose: &serde_yaml_ng::Value) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_with(compose, dir, data)
+    }
+
+    /// The full stack on an existing store (to test persistence).
+    pub fn restart_on(data: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(&stack(), dir, data.to_path_buf())
+    }
+
+    fn start_with(compose: &serde_yaml_ng::Value, dir: tempfile::TempDir, data: PathBuf) -> Self {
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml")).expect("write compose");
+        let mut child = Command::new(PORTO)
+            .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&data)
+            .arg("--cache-dir")
+            .arg(cache_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start porto");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut urls = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let ready_line = loop {
+            assert!(Instant::now() < deadline, "porto did not become ready");
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => panic!("porto exited before it was ready: {:?}", child.wait()),
+            };
+            if line.starts_with("porto: ready") {
+                break line;
+            }
+            let mut fields = line.split_whitespace();
+            if let (Some(name), Some(url)) = (fields.next(), fields.next())
+                && url.starts_with("http://")
+            {
+                urls.insert(name.to_string(), url.to_string());
+            }
+        };
+        // Keep draining stdout so porto never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            urls,
+            data,
+            _dir: dir,
+            ready_line,
+        }
+    }
+
+    pub fn url(&self, service: &str) -> &str {
+        self.urls
+            .get(service)
+            .unwrap_or_else(|| panic!("{service} has no published URL"))
+    }
+
+    pub fn gateway(&self) -> Client {
+        Client::new(self.url("api-gateway"))
+    }
+
+    /// SIGTERM, then wait for exit. The data directory stays until drop.
+    pub fn stop(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "porto did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Porto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, whatever its status.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The `error.code` of an error envelope.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code: {}", self.body)).to_string()
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], None)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, &[("content-type", "application/json")], Some(&body.to_string()))
+    }
+
+    pub fn patch_json(&self, path: &str, body: &Value) -> Reply {
+        self.send("PATCH", path, &[("content-type", "application/json")], Some(&body.to_string()))
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, &[], None)
+    }
+
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+        let mut request = self.agent.request(method, &format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let result = match body {
+            Some(body) => request.send_string(body),
+            None => request.call(),
+        };
+        let response = match result {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| Some((name.to_ascii_lowercase(), response.header(&name)?.to_string())))
+            .collect();
+        let body = response.into_string().unwrap_or_default();
+        Reply { status, headers, body }
+    }
+}

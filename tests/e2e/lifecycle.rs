@@ -1,0 +1,64 @@
+//! Start-up, shutdown and persistence across restarts.
+
+use serde_json::json;
+
+use crate::harness::{Porto, PORTO, repo_root};
+
+#[test]
+fn data_survives_a_restart() {
+    let mut porto = Porto::start_default();
+    let api = porto.gateway();
+    let user = api.post_json("/api/users", &json!({"name": "Persistent Pat", "email": "pat@example.com"})).json();
+    let order = api
+        .post_json("/api/orders", &json!({"user_id": user["id"], "items": [{"sku": "P", "quantity": 1, "unit_price_cents": 7}]}))
+        .json();
+    let status = porto.stop();
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+
+    let again = Porto::restart_on(&porto.data);
+    let api = again.gateway();
+    assert_eq!(api.get(&format!("/api/users/{}", user["id"])).json(), user);
+    assert_eq!(api.get(&format!("/api/orders/{}", order["id"])).json(), order);
+    // The seed is not written twice and ids keep counting.
+    assert_eq!(api.get("/api/users").json()["items"].as_array().map(Vec::len), Some(3));
+    let next = api.post_json("/api/users", &json!({"name": "Next", "email": "next@example.com"})).json();
+    assert_eq!(next["id"].as_u64(), user["id"].as_u64().map(|id| id + 1));
+}
+
+#[test]
+fn warm_start_uses_the_compile_cache() {
+    let first = Porto::start_default();
+    drop(first);
+    let second = Porto::start_default();
+    assert!(second.ready_line.starts_with("porto: ready in"), "{}", second.ready_line);
+}
+
+#[test]
+fn help_explains_every_command() {
+    let help = std::process::Command::new(PORTO).arg("--help").output().expect("run");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("up") && text.contains("build"), "{text}");
+    let up = std::process::Command::new(PORTO).args(["up", "--help"]).output().expect("run");
+    let text = String::from_utf8_lossy(&up.stdout);
+    for flag in ["--file", "--data", "--ephemeral-ports", "--drain-timeout"] {
+        assert!(text.contains(flag), "{flag} missing from up --help");
+    }
+}
+
+#[test]
+fn invalid_compose_files_fail_before_starting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n").expect("write");
+    let out = std::process::Command::new(PORTO)
+        .args(["up", "--ephemeral-ports", "-f"])
+        .arg(&file)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ghost"), "{stderr}");
+    let _ = repo_root();
+}

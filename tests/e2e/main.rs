@@ -1,0 +1,13 @@
+//! End-to-end tests: the real components in a real porto process, over HTTP.
+//!
+//! One test binary with a module per area, as wasmtime does, so the link
+//! step happens once.
+
+mod harness;
+
+mod concurrency;
+mod errors;
+mod gateway;
+mod lifecycle;
+mod orders;
+mod users;
