@@ -36,7 +36,12 @@ fn concurrent_creates_get_distinct_ids() {
     let handles: Vec<_> = (0..24)
         .map(|i| {
             let api = porto.gateway();
-            thread::spawn(move || api.post_json("/api/users", &json!({"name": format!("C{i}"), "email": format!("c{i}@example.com")})))
+            thread::spawn(move || {
+                api.post_json(
+                    "/api/users",
+                    &json!({"name": format!("C{i}"), "email": format!("c{i}@example.com")}),
+                )
+            })
         })
         .collect();
     let ids: Vec<u64> = handles
@@ -57,31 +62,68 @@ fn concurrent_creates_with_one_email_admit_one() {
     let handles: Vec<_> = (0..16)
         .map(|i| {
             let api = porto.gateway();
-            thread::spawn(move || api.post_json("/api/users", &json!({"name": format!("Twin {i}"), "email": "twin@example.com"})).status)
+            thread::spawn(move || {
+                api.post_json(
+                    "/api/users",
+                    &json!({"name": format!("Twin {i}"), "email": "twin@example.com"}),
+                )
+                .status
+            })
         })
         .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
-    assert_eq!(statuses.iter().filter(|&&s| s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), 15, "{statuses:?}");
+    let statuses: Vec<u16> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        15,
+        "{statuses:?}"
+    );
 }
 
 #[test]
 fn concurrent_idempotent_posts_create_one_order() {
     let porto = Arc::new(Porto::start_default());
-    let body = json!({"user_id": 1, "items": [{"sku": "ONCE", "quantity": 1, "unit_price_cents": 100}]}).to_string();
+    let body =
+        json!({"user_id": 1, "items": [{"sku": "ONCE", "quantity": 1, "unit_price_cents": 100}]})
+            .to_string();
     let handles: Vec<_> = (0..10)
         .map(|_| {
             let api = porto.gateway();
             let body = body.clone();
             thread::spawn(move || {
-                api.send("POST", "/api/orders", &[("content-type", "application/json"), ("idempotency-key", "same-key")], Some(&body))
-                    .status
+                api.send(
+                    "POST",
+                    "/api/orders",
+                    &[
+                        ("content-type", "application/json"),
+                        ("idempotency-key", "same-key"),
+                    ],
+                    Some(&body),
+                )
+                .status
             })
         })
         .collect();
-    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
-    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    let statuses: Vec<u16> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
     assert!(statuses.contains(&201));
     let orders = porto.gateway().get("/api/orders").json();
-    assert_eq!(orders["items"].as_array().map(Vec::len), Some(1), "exactly one order: {orders}");
+    assert_eq!(
+        orders["items"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one order: {orders}"
+    );
 }

@@ -15,13 +15,21 @@ fn assert_json_error(reply: &crate::harness::Reply, status: u16, code: &str) {
 fn method_not_allowed_lists_allow() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    let r = api.send("PUT", "/api/users/1", &[("content-type", "application/json")], Some("{}"));
+    let r = api.send(
+        "PUT",
+        "/api/users/1",
+        &[("content-type", "application/json")],
+        Some("{}"),
+    );
     assert_json_error(&r, 405, "method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET, PATCH, DELETE"));
     let r = api.delete("/api/orders/1");
     assert_eq!(r.header("allow"), Some("GET, PATCH"));
     assert_eq!(api.delete("/api/users").header("allow"), Some("GET, POST"));
-    assert_eq!(api.send("POST", "/api/users/1/orders", &[], None).status, 405);
+    assert_eq!(
+        api.send("POST", "/api/users/1/orders", &[], None).status,
+        405
+    );
 }
 
 #[test]
@@ -29,14 +37,28 @@ fn wrong_content_type_is_415() {
     let porto = Porto::start_default();
     let api = porto.gateway();
     let body = json!({"name": "A", "email": "a@b.co"}).to_string();
-    assert_json_error(&api.send("POST", "/api/users", &[], Some(&body)), 415, "unsupported_media_type");
     assert_json_error(
-        &api.send("POST", "/api/users", &[("content-type", "text/plain")], Some(&body)),
+        &api.send("POST", "/api/users", &[], Some(&body)),
         415,
         "unsupported_media_type",
     );
     assert_json_error(
-        &api.send("PATCH", "/api/orders/1", &[("content-type", "application/x-www-form-urlencoded")], Some("status=paid")),
+        &api.send(
+            "POST",
+            "/api/users",
+            &[("content-type", "text/plain")],
+            Some(&body),
+        ),
+        415,
+        "unsupported_media_type",
+    );
+    assert_json_error(
+        &api.send(
+            "PATCH",
+            "/api/orders/1",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some("status=paid"),
+        ),
         415,
         "unsupported_media_type",
     );
@@ -46,20 +68,55 @@ fn wrong_content_type_is_415() {
 fn oversized_bodies_are_413() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    let huge = format!("{{\"name\":\"{}\",\"email\":\"a@b.co\"}}", "x".repeat(70 * 1024));
-    assert_json_error(&api.send("POST", "/api/users", &[("content-type", "application/json")], Some(&huge)), 413, "payload_too_large");
+    let huge = format!(
+        "{{\"name\":\"{}\",\"email\":\"a@b.co\"}}",
+        "x".repeat(70 * 1024)
+    );
+    assert_json_error(
+        &api.send(
+            "POST",
+            "/api/users",
+            &[("content-type", "application/json")],
+            Some(&huge),
+        ),
+        413,
+        "payload_too_large",
+    );
     // Straight to the service too: the limit is the service's own.
     let users = Client::new(porto.url("user-service"));
-    assert_json_error(&users.send("POST", "/users", &[("content-type", "application/json")], Some(&huge)), 413, "payload_too_large");
+    assert_json_error(
+        &users.send(
+            "POST",
+            "/users",
+            &[("content-type", "application/json")],
+            Some(&huge),
+        ),
+        413,
+        "payload_too_large",
+    );
 }
 
 #[test]
 fn malformed_and_hostile_json_is_400() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    let nested = "[".repeat(100_00) + &"]".repeat(100_00);
-    for body in ["{", "", "null", "[]", "\"text\"", "{\"name\":\"A\",\"email\":\"a@b.co\"} trailing", &nested, "{\"name\":\"\\ud800\",\"email\":\"a@b.co\"}"] {
-        let r = api.send("POST", "/api/users", &[("content-type", "application/json")], Some(body));
+    let nested = "[".repeat(10_000) + &"]".repeat(10_000);
+    for body in [
+        "{",
+        "",
+        "null",
+        "[]",
+        "\"text\"",
+        "{\"name\":\"A\",\"email\":\"a@b.co\"} trailing",
+        &nested,
+        "{\"name\":\"\\ud800\",\"email\":\"a@b.co\"}",
+    ] {
+        let r = api.send(
+            "POST",
+            "/api/users",
+            &[("content-type", "application/json")],
+            Some(body),
+        );
         assert_eq!(r.status, 400, "{body:.40}: {}", r.body);
     }
 }
@@ -68,10 +125,24 @@ fn malformed_and_hostile_json_is_400() {
 fn odd_ids_and_routes() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    for path in ["/api/users/abc", "/api/users/-1", "/api/users/0", "/api/users/1.5", "/api/users/99999999999999999999999", "/api/orders/%F0%9F%98%80"] {
+    for path in [
+        "/api/users/abc",
+        "/api/users/-1",
+        "/api/users/0",
+        "/api/users/1.5",
+        "/api/users/99999999999999999999999",
+        "/api/orders/%F0%9F%98%80",
+    ] {
         assert_json_error(&api.get(path), 400, "invalid_id");
     }
-    for path in ["/", "/api", "/api/usersx", "/users", "/api/users/1/orders/2", "/api/orders/1/x"] {
+    for path in [
+        "/",
+        "/api",
+        "/api/usersx",
+        "/users",
+        "/api/users/1/orders/2",
+        "/api/orders/1/x",
+    ] {
         assert_json_error(&api.get(path), 404, "route_not_found");
     }
 }
@@ -80,13 +151,36 @@ fn odd_ids_and_routes() {
 fn request_ids_are_kept_or_made() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    let r = api.send("GET", "/api/users/1/orders", &[("x-request-id", "trace-abc.123")], None);
+    let r = api.send(
+        "GET",
+        "/api/users/1/orders",
+        &[("x-request-id", "trace-abc.123")],
+        None,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-request-id"), Some("trace-abc.123"));
-    let r = api.send("GET", "/api/users/999", &[("x-request-id", "trace-404")], None);
-    assert_eq!(r.header("x-request-id"), Some("trace-404"), "kept on errors forwarded from upstream");
-    let made = api.get("/api/users").header("x-request-id").map(str::to_string).expect("id");
+    let r = api.send(
+        "GET",
+        "/api/users/999",
+        &[("x-request-id", "trace-404")],
+        None,
+    );
+    assert_eq!(
+        r.header("x-request-id"),
+        Some("trace-404"),
+        "kept on errors forwarded from upstream"
+    );
+    let made = api
+        .get("/api/users")
+        .header("x-request-id")
+        .map(str::to_string)
+        .expect("id");
     assert_eq!(made.len(), 32);
-    let replaced = api.send("GET", "/api/users", &[("x-request-id", "bad id with spaces")], None);
+    let replaced = api.send(
+        "GET",
+        "/api/users",
+        &[("x-request-id", "bad id with spaces")],
+        None,
+    );
     assert_ne!(replaced.header("x-request-id"), Some("bad id with spaces"));
 }

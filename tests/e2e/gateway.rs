@@ -9,10 +9,16 @@ fn user_with_orders_is_composed() {
     let porto = Porto::start_default();
     let api = porto.gateway();
     for _ in 0..3 {
-        let r = api.post_json("/api/orders", &json!({"user_id": 2, "items": [{"sku": "X", "quantity": 1, "unit_price_cents": 10}]}));
+        let r = api.post_json(
+            "/api/orders",
+            &json!({"user_id": 2, "items": [{"sku": "X", "quantity": 1, "unit_price_cents": 10}]}),
+        );
         assert_eq!(r.status, 201);
     }
-    api.post_json("/api/orders", &json!({"user_id": 1, "items": [{"sku": "Y", "quantity": 1, "unit_price_cents": 10}]}));
+    api.post_json(
+        "/api/orders",
+        &json!({"user_id": 1, "items": [{"sku": "Y", "quantity": 1, "unit_price_cents": 10}]}),
+    );
     let composed = api.get("/api/users/2/orders");
     assert_eq!(composed.status, 200, "{}", composed.body);
     let body = composed.json();
@@ -22,7 +28,10 @@ fn user_with_orders_is_composed() {
     assert!(orders.iter().all(|o| o["user_id"] == 2));
 
     let nobody = api.get("/api/users/77/orders");
-    assert_eq!((nobody.status, nobody.error_code().as_str()), (404, "user_not_found"));
+    assert_eq!(
+        (nobody.status, nobody.error_code().as_str()),
+        (404, "user_not_found")
+    );
     assert_eq!(api.get("/api/users/x/orders").status, 400);
 }
 
@@ -47,13 +56,21 @@ fn missing_upstreams_are_json_errors_not_hangs() {
     let api = porto.gateway();
 
     let r = api.get("/api/users/1");
-    assert_eq!((r.status, r.error_code().as_str()), (502, "upstream_unavailable"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "upstream_unavailable"),
+        "{}",
+        r.body
+    );
     assert_eq!(r.json()["error"]["details"]["upstream"], "user-service");
     let r = api.post_json("/api/orders", &json!({"user_id": 1, "items": []}));
     assert_eq!(r.status, 502);
     let health = api.get("/healthz");
     assert_eq!(health.status, 503);
-    assert_eq!(health.json()["error"]["details"]["upstreams"]["user-service"], "unavailable");
+    assert_eq!(
+        health.json()["error"]["details"]["upstreams"]["user-service"],
+        "unavailable"
+    );
 }
 
 #[test]
@@ -62,8 +79,16 @@ fn calls_outside_depends_on_are_refused() {
     let mut compose = stack();
     compose["services"]["order-service"]["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
     let porto = Porto::start(&compose);
-    let r = porto.gateway().post_json("/api/orders", &json!({"user_id": 1, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]}));
-    assert_eq!((r.status, r.error_code().as_str()), (503, "dependency_unavailable"), "{}", r.body);
+    let r = porto.gateway().post_json(
+        "/api/orders",
+        &json!({"user_id": 1, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]}),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "dependency_unavailable"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -77,11 +102,24 @@ fn api_keys_guard_writes() {
 
     assert_eq!(api.get("/api/users").status, 200, "reads stay open");
     let denied = api.send("POST", "/api/users", &[json_type], Some(&body));
-    assert_eq!((denied.status, denied.error_code().as_str()), (401, "unauthorized"));
+    assert_eq!(
+        (denied.status, denied.error_code().as_str()),
+        (401, "unauthorized")
+    );
     assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
-    let wrong = api.send("POST", "/api/users", &[json_type, ("authorization", "Bearer gamma")], Some(&body));
+    let wrong = api.send(
+        "POST",
+        "/api/users",
+        &[json_type, ("authorization", "Bearer gamma")],
+        Some(&body),
+    );
     assert_eq!(wrong.status, 401);
-    let ok = api.send("POST", "/api/users", &[json_type, ("authorization", "Bearer beta")], Some(&body));
+    let ok = api.send(
+        "POST",
+        "/api/users",
+        &[json_type, ("authorization", "Bearer beta")],
+        Some(&body),
+    );
     assert_eq!(ok.status, 201, "{}", ok.body);
 }
 
@@ -89,10 +127,16 @@ fn api_keys_guard_writes() {
 fn buckets_outside_the_allow_list_are_denied() {
     // user-service configured with another service's bucket only.
     let mut compose = stack();
-    compose["services"]["user-service"]["x-porto"]["buckets"] = serde_yaml_ng::Value::Sequence(vec!["orders".into()]);
+    compose["services"]["user-service"]["x-porto"]["buckets"] =
+        serde_yaml_ng::Value::Sequence(vec!["orders".into()]);
     let porto = Porto::start(&compose);
     let users = crate::harness::Client::new(porto.url("user-service"));
     let r = users.get("/users/1");
-    assert_eq!((r.status, r.error_code().as_str()), (500, "internal_error"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (500, "internal_error"),
+        "{}",
+        r.body
+    );
     assert_eq!(users.get("/healthz").status, 500);
 }

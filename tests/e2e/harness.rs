@@ -51,7 +51,8 @@ pub fn built_components() -> &'static HashMap<String, PathBuf> {
 
 /// The repository's compose.yaml as a YAML value, components pinned.
 pub fn stack() -> serde_yaml_ng::Value {
-    let text = std::fs::read_to_string(repo_root().join("compose.yaml")).expect("read compose.yaml");
+    let text =
+        std::fs::read_to_string(repo_root().join("compose.yaml")).expect("read compose.yaml");
     let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("parse compose.yaml");
     for (name, path) in built_components() {
         let service = &mut doc["services"][name.as_str()];
@@ -93,7 +94,8 @@ impl Porto {
 
     fn start_with(compose: &serde_yaml_ng::Value, dir: tempfile::TempDir, data: PathBuf) -> Self {
         let file = dir.path().join("compose.yaml");
-        std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml")).expect("write compose");
+        std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
+            .expect("write compose");
         let mut child = Command::new(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
             .arg(&file)
@@ -158,7 +160,10 @@ impl Porto {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "porto did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "porto did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -185,12 +190,17 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The `error.code` of an error envelope.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code: {}", self.body)).to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code: {}", self.body))
+            .to_string()
     }
 }
 
@@ -204,7 +214,9 @@ impl Client {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.to_string(),
-            agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
         }
     }
 
@@ -213,19 +225,37 @@ impl Client {
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Reply {
-        self.send("POST", path, &[("content-type", "application/json")], Some(&body.to_string()))
+        self.send(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Some(&body.to_string()),
+        )
     }
 
     pub fn patch_json(&self, path: &str, body: &Value) -> Reply {
-        self.send("PATCH", path, &[("content-type", "application/json")], Some(&body.to_string()))
+        self.send(
+            "PATCH",
+            path,
+            &[("content-type", "application/json")],
+            Some(&body.to_string()),
+        )
     }
 
     pub fn delete(&self, path: &str) -> Reply {
         self.send("DELETE", path, &[], None)
     }
 
-    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
-        let mut request = self.agent.request(method, &format!("{}{}", self.base, path));
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut request = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path));
         for (name, value) in headers {
             request = request.set(name, value);
         }
@@ -241,9 +271,18 @@ impl Client {
         let headers = response
             .headers_names()
             .into_iter()
-            .filter_map(|name| Some((name.to_ascii_lowercase(), response.header(&name)?.to_string())))
+            .filter_map(|name| {
+                Some((
+                    name.to_ascii_lowercase(),
+                    response.header(&name)?.to_string(),
+                ))
+            })
             .collect();
         let body = response.into_string().unwrap_or_default();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 }

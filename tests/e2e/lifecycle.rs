@@ -2,13 +2,18 @@
 
 use serde_json::json;
 
-use crate::harness::{Porto, PORTO, repo_root};
+use crate::harness::{PORTO, Porto, repo_root};
 
 #[test]
 fn data_survives_a_restart() {
     let mut porto = Porto::start_default();
     let api = porto.gateway();
-    let user = api.post_json("/api/users", &json!({"name": "Persistent Pat", "email": "pat@example.com"})).json();
+    let user = api
+        .post_json(
+            "/api/users",
+            &json!({"name": "Persistent Pat", "email": "pat@example.com"}),
+        )
+        .json();
     let order = api
         .post_json("/api/orders", &json!({"user_id": user["id"], "items": [{"sku": "P", "quantity": 1, "unit_price_cents": 7}]}))
         .json();
@@ -18,10 +23,23 @@ fn data_survives_a_restart() {
     let again = Porto::restart_on(&porto.data);
     let api = again.gateway();
     assert_eq!(api.get(&format!("/api/users/{}", user["id"])).json(), user);
-    assert_eq!(api.get(&format!("/api/orders/{}", order["id"])).json(), order);
+    assert_eq!(
+        api.get(&format!("/api/orders/{}", order["id"])).json(),
+        order
+    );
     // The seed is not written twice and ids keep counting.
-    assert_eq!(api.get("/api/users").json()["items"].as_array().map(Vec::len), Some(3));
-    let next = api.post_json("/api/users", &json!({"name": "Next", "email": "next@example.com"})).json();
+    assert_eq!(
+        api.get("/api/users").json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let next = api
+        .post_json(
+            "/api/users",
+            &json!({"name": "Next", "email": "next@example.com"}),
+        )
+        .json();
     assert_eq!(next["id"].as_u64(), user["id"].as_u64().map(|id| id + 1));
 }
 
@@ -30,15 +48,25 @@ fn warm_start_uses_the_compile_cache() {
     let first = Porto::start_default();
     drop(first);
     let second = Porto::start_default();
-    assert!(second.ready_line.starts_with("porto: ready in"), "{}", second.ready_line);
+    assert!(
+        second.ready_line.starts_with("porto: ready in"),
+        "{}",
+        second.ready_line
+    );
 }
 
 #[test]
 fn help_explains_every_command() {
-    let help = std::process::Command::new(PORTO).arg("--help").output().expect("run");
+    let help = std::process::Command::new(PORTO)
+        .arg("--help")
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("up") && text.contains("build"), "{text}");
-    let up = std::process::Command::new(PORTO).args(["up", "--help"]).output().expect("run");
+    let up = std::process::Command::new(PORTO)
+        .args(["up", "--help"])
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&up.stdout);
     for flag in ["--file", "--data", "--ephemeral-ports", "--drain-timeout"] {
         assert!(text.contains(flag), "{flag} missing from up --help");
@@ -49,7 +77,11 @@ fn help_explains_every_command() {
 fn invalid_compose_files_fail_before_starting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n").expect("write");
+    std::fs::write(
+        &file,
+        "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n",
+    )
+    .expect("write");
     let out = std::process::Command::new(PORTO)
         .args(["up", "--ephemeral-ports", "-f"])
         .arg(&file)

@@ -27,13 +27,25 @@ fn orders_for_existing_and_unknown_users() {
     assert_eq!(order["status"], "pending");
     assert_eq!(order["total_cents"], 2 * 1250 + 3 * 99);
     assert_eq!(order["user_id"], 1);
-    assert_eq!(created.header("location"), Some(format!("/orders/{}", order["id"]).as_str()));
-    assert_eq!(api.get(&format!("/api/orders/{}", order["id"])).json(), order);
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/orders/{}", order["id"]).as_str())
+    );
+    assert_eq!(
+        api.get(&format!("/api/orders/{}", order["id"])).json(),
+        order
+    );
 
     let unknown = api.post_json("/api/orders", &order_for(999));
-    assert_eq!((unknown.status, unknown.error_code().as_str()), (422, "unknown_user"));
+    assert_eq!(
+        (unknown.status, unknown.error_code().as_str()),
+        (422, "unknown_user")
+    );
     let missing = api.get("/api/orders/999");
-    assert_eq!((missing.status, missing.error_code().as_str()), (404, "order_not_found"));
+    assert_eq!(
+        (missing.status, missing.error_code().as_str()),
+        (404, "order_not_found")
+    );
 }
 
 #[test]
@@ -55,8 +67,14 @@ fn order_validation() {
         let r = api.post_json("/api/orders", &body);
         assert_eq!(r.status, 400, "{body}: {}", r.body);
     }
-    let many: Vec<Value> = (0..101).map(|i| json!({"sku": format!("S{i}"), "quantity": 1, "unit_price_cents": 1})).collect();
-    assert_eq!(api.post_json("/api/orders", &json!({"user_id": 1, "items": many})).status, 400);
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"sku": format!("S{i}"), "quantity": 1, "unit_price_cents": 1}))
+        .collect();
+    assert_eq!(
+        api.post_json("/api/orders", &json!({"user_id": 1, "items": many}))
+            .status,
+        400
+    );
 }
 
 #[test]
@@ -68,7 +86,10 @@ fn status_transitions() {
     let set = |status: &str| api.patch_json(&path, &json!({"status": status}));
 
     let r = set("shipped");
-    assert_eq!((r.status, r.error_code().as_str()), (409, "invalid_transition"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (409, "invalid_transition")
+    );
     assert_eq!(set("paid").json()["status"], "paid");
     assert_eq!(set("pending").status, 409);
     assert_eq!(set("shipped").json()["status"], "shipped");
@@ -80,9 +101,16 @@ fn status_transitions() {
     assert_eq!(set("refunded").status, 400);
 
     let other = create(&api, &order_for(2))["id"].as_u64().expect("id");
-    let cancel = api.patch_json(&format!("/api/orders/{other}"), &json!({"status": "cancelled"}));
+    let cancel = api.patch_json(
+        &format!("/api/orders/{other}"),
+        &json!({"status": "cancelled"}),
+    );
     assert_eq!(cancel.json()["status"], "cancelled");
-    assert_eq!(api.patch_json(&format!("/api/orders/{other}"), &json!({"status": "paid"})).status, 409);
+    assert_eq!(
+        api.patch_json(&format!("/api/orders/{other}"), &json!({"status": "paid"}))
+            .status,
+        409
+    );
 }
 
 #[test]
@@ -97,7 +125,12 @@ fn listing_filters_by_user_and_status() {
     let ids = |path: &str| -> Vec<u64> {
         let r = api.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.body);
-        r.json()["items"].as_array().expect("items").iter().map(|o| o["id"].as_u64().expect("id")).collect()
+        r.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|o| o["id"].as_u64().expect("id"))
+            .collect()
     };
     assert_eq!(ids("/api/orders"), vec![a, b, c]);
     assert_eq!(ids("/api/orders?user_id=1"), vec![a, c]);
@@ -110,7 +143,10 @@ fn listing_filters_by_user_and_status() {
     let first = api.get("/api/orders?limit=2").json();
     assert_eq!(first["items"].as_array().map(Vec::len), Some(2));
     let cursor = first["next_cursor"].as_str().expect("cursor");
-    assert_eq!(ids(&format!("/api/orders?limit=2&cursor={cursor}")), vec![c]);
+    assert_eq!(
+        ids(&format!("/api/orders?limit=2&cursor={cursor}")),
+        vec![c]
+    );
 }
 
 #[test]
@@ -119,7 +155,15 @@ fn idempotency_key_replays_the_first_response() {
     let api = porto.gateway();
     let body = order_for(1).to_string();
     let post = |key: &str, body: &str| {
-        api.send("POST", "/api/orders", &[("content-type", "application/json"), ("idempotency-key", key)], Some(body))
+        api.send(
+            "POST",
+            "/api/orders",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ],
+            Some(body),
+        )
     };
     let first = post("order-42", &body);
     assert_eq!(first.status, 201, "{}", first.body);
@@ -127,10 +171,19 @@ fn idempotency_key_replays_the_first_response() {
     assert_eq!(again.status, 201);
     assert_eq!(again.json(), first.json());
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
-    assert_eq!(api.get("/api/orders").json()["items"].as_array().map(Vec::len), Some(1), "nothing new was created");
+    assert_eq!(
+        api.get("/api/orders").json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "nothing new was created"
+    );
 
     let different = post("order-42", &order_for(2).to_string());
-    assert_eq!((different.status, different.error_code().as_str()), (422, "idempotency_key_reused"));
+    assert_eq!(
+        (different.status, different.error_code().as_str()),
+        (422, "idempotency_key_reused")
+    );
     let bad_key = post(&"k".repeat(256), &body);
     assert_eq!(bad_key.status, 400);
     // A key whose request failed can be used again.

@@ -20,7 +20,10 @@ fn fresh_store_holds_the_original_users() {
     assert_eq!(items[1]["name"], "Bob Smith");
     assert!(body["next_cursor"].is_null());
     let created_at = items[0]["created_at"].as_str().expect("created_at");
-    assert!(created_at.ends_with('Z') && created_at.contains('T'), "{created_at}");
+    assert!(
+        created_at.ends_with('Z') && created_at.contains('T'),
+        "{created_at}"
+    );
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn create_get_patch_delete() {
     let porto = Porto::start_default();
     let api = porto.gateway();
 
-    let created = api.post_json("/api/users", &json!({"name": "  Zoë Ångström ", "email": "Zoe@Example.COM"}));
+    let created = api.post_json(
+        "/api/users",
+        &json!({"name": "  Zoë Ångström ", "email": "Zoe@Example.COM"}),
+    );
     assert_eq!(created.status, 201, "{}", created.body);
     let user = created.json();
     let id = user["id"].as_u64().expect("id");
@@ -47,27 +53,52 @@ fn create_get_patch_delete() {
     let moved = api.patch_json("/api/users/3", &json!({"email": "zoe@new.example"}));
     assert_eq!(moved.status, 200, "{}", moved.body);
     // The old address is free again, the new one is taken.
-    let reuse = api.post_json("/api/users", &json!({"name": "Other", "email": "zoe@example.com"}));
+    let reuse = api.post_json(
+        "/api/users",
+        &json!({"name": "Other", "email": "zoe@example.com"}),
+    );
     assert_eq!(reuse.status, 201, "{}", reuse.body);
-    let clash = api.post_json("/api/users", &json!({"name": "Other", "email": "ZOE@new.example"}));
-    assert_eq!((clash.status, clash.error_code().as_str()), (409, "email_taken"));
+    let clash = api.post_json(
+        "/api/users",
+        &json!({"name": "Other", "email": "ZOE@new.example"}),
+    );
+    assert_eq!(
+        (clash.status, clash.error_code().as_str()),
+        (409, "email_taken")
+    );
 
     let deleted = api.delete("/api/users/3");
     assert_eq!(deleted.status, 204);
     assert!(deleted.body.is_empty());
     let gone = api.get("/api/users/3");
-    assert_eq!((gone.status, gone.error_code().as_str()), (404, "user_not_found"));
+    assert_eq!(
+        (gone.status, gone.error_code().as_str()),
+        (404, "user_not_found")
+    );
     assert_eq!(api.delete("/api/users/3").status, 404);
-    assert_eq!(api.patch_json("/api/users/3", &json!({"name": "x"})).status, 404);
+    assert_eq!(
+        api.patch_json("/api/users/3", &json!({"name": "x"})).status,
+        404
+    );
     // A deleted user's address can be registered again.
-    assert_eq!(api.post_json("/api/users", &json!({"name": "Back", "email": "zoe@new.example"})).status, 201);
+    assert_eq!(
+        api.post_json(
+            "/api/users",
+            &json!({"name": "Back", "email": "zoe@new.example"})
+        )
+        .status,
+        201
+    );
 }
 
 #[test]
 fn duplicate_email_is_409_whatever_the_case() {
     let porto = Porto::start_default();
     let api = porto.gateway();
-    let dup = api.post_json("/api/users", &json!({"name": "Fake Alice", "email": "ALICE@example.com"}));
+    let dup = api.post_json(
+        "/api/users",
+        &json!({"name": "Fake Alice", "email": "ALICE@example.com"}),
+    );
     assert_eq!(dup.status, 409);
     assert_eq!(dup.error_code(), "email_taken");
     assert_eq!(dup.json()["error"]["details"]["email"], "alice@example.com");
@@ -78,15 +109,30 @@ fn validation_names_every_bad_field() {
     let porto = Porto::start_default();
     let api = porto.gateway();
     let bad = api.post_json("/api/users", &json!({"name": "", "email": "not-an-email"}));
-    assert_eq!((bad.status, bad.error_code().as_str()), (400, "validation_failed"));
+    assert_eq!(
+        (bad.status, bad.error_code().as_str()),
+        (400, "validation_failed")
+    );
     let details = &bad.json()["error"]["details"];
-    assert!(details["name"].is_string() && details["email"].is_string(), "{details}");
+    assert!(
+        details["name"].is_string() && details["email"].is_string(),
+        "{details}"
+    );
 
-    let long = api.post_json("/api/users", &json!({"name": "x".repeat(101), "email": "a@b.co"}));
+    let long = api.post_json(
+        "/api/users",
+        &json!({"name": "x".repeat(101), "email": "a@b.co"}),
+    );
     assert_eq!(long.status, 400);
     let wrong_type = api.post_json("/api/users", &json!({"name": 5, "email": "a@b.co"}));
-    assert_eq!((wrong_type.status, wrong_type.error_code().as_str()), (400, "validation_failed"));
-    let unknown = api.post_json("/api/users", &json!({"name": "A", "email": "a@b.co", "admin": true}));
+    assert_eq!(
+        (wrong_type.status, wrong_type.error_code().as_str()),
+        (400, "validation_failed")
+    );
+    let unknown = api.post_json(
+        "/api/users",
+        &json!({"name": "A", "email": "a@b.co", "admin": true}),
+    );
     assert_eq!(unknown.status, 400);
     let empty_patch = api.patch_json("/api/users/1", &json!({}));
     assert_eq!(empty_patch.status, 400);
@@ -97,7 +143,10 @@ fn pages_walk_in_id_order() {
     let porto = Porto::start_default();
     let api = porto.gateway();
     for i in 0..5 {
-        let r = api.post_json("/api/users", &json!({"name": format!("User {i}"), "email": format!("u{i}@example.com")}));
+        let r = api.post_json(
+            "/api/users",
+            &json!({"name": format!("User {i}"), "email": format!("u{i}@example.com")}),
+        );
         assert_eq!(r.status, 201);
     }
     api.delete("/api/users/4");
@@ -105,7 +154,13 @@ fn pages_walk_in_id_order() {
     let mut path = "/api/users?limit=2".to_string();
     loop {
         let page = api.get(&path).json();
-        seen.extend(page["items"].as_array().expect("items").iter().map(|u| u["id"].as_u64().expect("id")));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|u| u["id"].as_u64().expect("id")),
+        );
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/api/users?limit=2&cursor={cursor}"),
             None => break,
@@ -113,7 +168,12 @@ fn pages_walk_in_id_order() {
     }
     assert_eq!(seen, vec![1, 2, 3, 5, 6, 7]);
 
-    for bad in ["/api/users?limit=0", "/api/users?limit=101", "/api/users?limit=x", "/api/users?cursor=zzz"] {
+    for bad in [
+        "/api/users?limit=0",
+        "/api/users?limit=101",
+        "/api/users?limit=x",
+        "/api/users?cursor=zzz",
+    ] {
         let r = api.get(bad);
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }

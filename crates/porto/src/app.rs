@@ -87,8 +87,12 @@ impl App {
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
         let kv = match file.porto.kv.as_deref().map(str::trim) {
             None | Some("") | Some("embedded") => KvSpec::Embedded,
-            Some(url) if url.starts_with("redis://") || url.starts_with("postgres://") => KvSpec::Url(url.to_string()),
-            Some(other) => bail!("x-porto.kv: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"),
+            Some(url) if url.starts_with("redis://") || url.starts_with("postgres://") => {
+                KvSpec::Url(url.to_string())
+            }
+            Some(other) => bail!(
+                "x-porto.kv: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"
+            ),
         };
         let names: BTreeSet<String> = file.services.keys().cloned().collect();
         let mut services = BTreeMap::new();
@@ -108,7 +112,8 @@ impl App {
                 });
                 continue;
             }
-            let spec = service_spec(&name, raw, &depends_on, dir).with_context(|| format!("service {name:?}"))?;
+            let spec = service_spec(&name, raw, &depends_on, dir)
+                .with_context(|| format!("service {name:?}"))?;
             dependencies.insert(name.clone(), depends_on);
             services.insert(name, spec);
         }
@@ -130,7 +135,12 @@ impl App {
     }
 }
 
-fn service_spec(name: &str, raw: compose::Service, depends_on: &[String], dir: &Path) -> anyhow::Result<ServiceSpec> {
+fn service_spec(
+    name: &str,
+    raw: compose::Service,
+    depends_on: &[String],
+    dir: &Path,
+) -> anyhow::Result<ServiceSpec> {
     let ext = raw.porto;
     let source = if let Some(path) = ext.component {
         ComponentSource::File(dir.join(path))
@@ -139,7 +149,9 @@ fn service_spec(name: &str, raw: compose::Service, depends_on: &[String], dir: &
             Build::Context(c) => c,
             Build::Detailed { context } => context.unwrap_or_else(|| ".".into()),
         };
-        ComponentSource::Cargo { dir: dir.join(context) }
+        ComponentSource::Cargo {
+            dir: dir.join(context),
+        }
     } else if let Some(image) = raw.image {
         if image.ends_with(".wasm") {
             ComponentSource::File(dir.join(image))
@@ -147,7 +159,9 @@ fn service_spec(name: &str, raw: compose::Service, depends_on: &[String], dir: &
             ComponentSource::Image(image)
         }
     } else {
-        bail!("needs `build`, `image` or `x-porto.component` to say where its component comes from");
+        bail!(
+            "needs `build`, `image` or `x-porto.component` to say where its component comes from"
+        );
     };
     let mut env = Vec::new();
     for (key, value) in raw.environment.into_pairs() {
@@ -156,7 +170,11 @@ fn service_spec(name: &str, raw: compose::Service, depends_on: &[String], dir: &
             env.push((key, value));
         }
     }
-    let ports = raw.ports.iter().map(parse_port).collect::<anyhow::Result<Vec<_>>>()?;
+    let ports = raw
+        .ports
+        .iter()
+        .map(parse_port)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut allowed_services: BTreeSet<String> = depends_on.iter().cloned().collect();
     allowed_services.extend(ext.allow_services);
     let buckets = ext
@@ -210,10 +228,18 @@ fn parse_port(port: &Port) -> anyhow::Result<Option<PublishedPortSpec>> {
                 _ => bail!("cannot read port {text:?}"),
             }
         }
-        Port::Long { published, host_ip: ip, .. } => {
-            let Some(published) = published else { return Ok(None) };
+        Port::Long {
+            published,
+            host_ip: ip,
+            ..
+        } => {
+            let Some(published) = published else {
+                return Ok(None);
+            };
             let port = match published {
-                PublishedPort::Number(n) => u16::try_from(*n).with_context(|| format!("port {n} is out of range"))?,
+                PublishedPort::Number(n) => {
+                    u16::try_from(*n).with_context(|| format!("port {n} is out of range"))?
+                }
                 PublishedPort::Text(t) => host_port(t)?,
             };
             Ok(Some(PublishedPortSpec {
@@ -233,7 +259,9 @@ fn start_order(dependencies: &BTreeMap<String, Vec<String>>) -> anyhow::Result<V
             .iter()
             .filter(|(name, deps)| {
                 !placed.contains(*name)
-                    && deps.iter().all(|d| placed.contains(d) || !dependencies.contains_key(d))
+                    && deps
+                        .iter()
+                        .all(|d| placed.contains(d) || !dependencies.contains_key(d))
             })
             .map(|(name, _)| name)
             .collect();
@@ -286,11 +314,29 @@ services:
     fn reads_the_stack() {
         let app = app(STACK).expect("valid");
         let names: Vec<_> = app.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, vec!["user-service", "api-gateway"], "dependencies first");
+        assert_eq!(
+            names,
+            vec!["user-service", "api-gateway"],
+            "dependencies first"
+        );
         let gw = app.service("api-gateway").expect("gateway");
-        assert_eq!(gw.source, ComponentSource::Cargo { dir: PathBuf::from("/app/services/api-gateway") });
-        assert_eq!(gw.ports, vec![PublishedPortSpec { host_ip: None, host_port: 8080 }]);
-        assert_eq!(gw.env, vec![("USER_SERVICE_URL".into(), "http://user-service".into())]);
+        assert_eq!(
+            gw.source,
+            ComponentSource::Cargo {
+                dir: PathBuf::from("/app/services/api-gateway")
+            }
+        );
+        assert_eq!(
+            gw.ports,
+            vec![PublishedPortSpec {
+                host_ip: None,
+                host_port: 8080
+            }]
+        );
+        assert_eq!(
+            gw.env,
+            vec![("USER_SERVICE_URL".into(), "http://user-service".into())]
+        );
         assert!(gw.allowed_services.contains("user-service"));
         assert_eq!(gw.buckets.iter().collect::<Vec<_>>(), vec!["api-gateway"]);
         let us = app.service("user-service").expect("users");
@@ -303,8 +349,10 @@ services:
 
     #[test]
     fn unknown_dependency_is_an_error() {
-        let err = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n")
-            .expect_err("invalid");
+        let err = app(
+            "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n",
+        )
+        .expect_err("invalid");
         assert!(format!("{err:#}").contains("ghost"));
     }
 
@@ -326,20 +374,39 @@ services:
     fn wasm_image_paths_and_oci_references() {
         let a = app("services:\n  a:\n    platform: wasi/wasm\n    image: out/a.wasm\n  b:\n    platform: wasi/wasm\n    image: ghcr.io/x/b:1\n")
             .expect("valid");
-        assert_eq!(a.service("a").map(|s| s.source.clone()), Some(ComponentSource::File("/app/out/a.wasm".into())));
-        assert_eq!(a.service("b").map(|s| s.source.clone()), Some(ComponentSource::Image("ghcr.io/x/b:1".into())));
+        assert_eq!(
+            a.service("a").map(|s| s.source.clone()),
+            Some(ComponentSource::File("/app/out/a.wasm".into()))
+        );
+        assert_eq!(
+            a.service("b").map(|s| s.source.clone()),
+            Some(ComponentSource::Image("ghcr.io/x/b:1".into()))
+        );
     }
 
     #[test]
     fn port_forms() {
         let p = |s: &str| parse_port(&Port::Short(s.into()));
         assert_eq!(p("80").expect("ok"), None);
-        assert_eq!(p("8080:80/tcp").expect("ok").map(|p| p.host_port), Some(8080));
-        assert_eq!(p("[::1]:9000:80").expect("ok").and_then(|p| p.host_ip), Some("::1".parse().expect("ip")));
+        assert_eq!(
+            p("8080:80/tcp").expect("ok").map(|p| p.host_port),
+            Some(8080)
+        );
+        assert_eq!(
+            p("[::1]:9000:80").expect("ok").and_then(|p| p.host_ip),
+            Some("::1".parse().expect("ip"))
+        );
         assert!(p("http:80").is_err());
         assert!(p("70000:80").is_err());
-        let long = Port::Long { target: 80, published: Some(PublishedPort::Text("8082".into())), host_ip: None };
-        assert_eq!(parse_port(&long).expect("ok").map(|p| p.host_port), Some(8082));
+        let long = Port::Long {
+            target: 80,
+            published: Some(PublishedPort::Text("8082".into())),
+            host_ip: None,
+        };
+        assert_eq!(
+            parse_port(&long).expect("ok").map(|p| p.host_port),
+            Some(8082)
+        );
     }
 
     #[test]

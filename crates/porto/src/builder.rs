@@ -43,11 +43,17 @@ pub struct Built {
 pub fn build(service: &str, dir: &Path) -> anyhow::Result<Built> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{}: no Cargo.toml, so there is nothing for porto to build", dir.display());
+        bail!(
+            "{}: no Cargo.toml, so there is nothing for porto to build",
+            dir.display()
+        );
     }
     let started = Instant::now();
     let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {prefix}: {wide_msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     spinner.set_prefix(format!("building {service}"));
     spinner.enable_steady_tick(Duration::from_millis(100));
     if spinner.is_hidden() {
@@ -55,7 +61,14 @@ pub fn build(service: &str, dir: &Path) -> anyhow::Result<Built> {
     }
 
     let mut child = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--target", WASM_TARGET, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .current_dir(dir)
         .stdout(Stdio::piped())
@@ -74,16 +87,21 @@ pub fn build(service: &str, dir: &Path) -> anyhow::Result<Built> {
     let mut compiled = 0usize;
     let stdout = child.stdout.take().context("cargo stdout")?;
     for line in BufReader::new(stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Message>(&line?) else { continue };
+        let Ok(message) = serde_json::from_str::<Message>(&line?) else {
+            continue;
+        };
         match message.reason.as_str() {
             "compiler-artifact" => {
                 compiled += 1;
                 if let Some(target) = &message.target {
                     spinner.set_message(format!("compiled {} ({compiled} crates)", target.name));
-                    if target.kind.iter().any(|k| k == "cdylib" || k == "bin") {
-                        if let Some(path) = message.filenames.iter().find(|p| p.extension().is_some_and(|e| e == "wasm")) {
-                            wasm = Some(path.clone());
-                        }
+                    if target.kind.iter().any(|k| k == "cdylib" || k == "bin")
+                        && let Some(path) = message
+                            .filenames
+                            .iter()
+                            .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+                    {
+                        wasm = Some(path.clone());
                     }
                 }
             }
@@ -95,14 +113,21 @@ pub fn build(service: &str, dir: &Path) -> anyhow::Result<Built> {
     let diagnostics = diagnostics.join().unwrap_or_default();
     spinner.finish_and_clear();
     if !status.success() {
-        let hint = if diagnostics.contains("may not be installed") || diagnostics.contains("can't find crate for `core`") {
+        let hint = if diagnostics.contains("may not be installed")
+            || diagnostics.contains("can't find crate for `core`")
+        {
             format!("\nhint: run `rustup target add {WASM_TARGET}`")
         } else {
             String::new()
         };
-        bail!("cargo build of {service} failed:\n{}{hint}", tail(&diagnostics, 40));
+        bail!(
+            "cargo build of {service} failed:\n{}{hint}",
+            tail(&diagnostics, 40)
+        );
     }
-    let wasm = wasm.with_context(|| format!("cargo built {service} but produced no .wasm (is the crate a cdylib?)"))?;
+    let wasm = wasm.with_context(|| {
+        format!("cargo built {service} but produced no .wasm (is the crate a cdylib?)")
+    })?;
     Ok(Built {
         wasm,
         elapsed: started.elapsed(),

@@ -34,7 +34,8 @@ pub fn resolve(spec: &ServiceSpec) -> anyhow::Result<ComponentBytes> {
             spec.name
         ),
     };
-    let wasm = std::fs::read(&path).with_context(|| format!("{}: reading {}", spec.name, path.display()))?;
+    let wasm = std::fs::read(&path)
+        .with_context(|| format!("{}: reading {}", spec.name, path.display()))?;
     let digest = wasm_digest(&wasm);
     Ok(ComponentBytes { path, wasm, digest })
 }

@@ -137,7 +137,10 @@ impl Environment {
     pub fn into_pairs(self) -> Vec<(String, Option<String>)> {
         match self {
             Self::Empty => Vec::new(),
-            Self::Map(map) => map.into_iter().map(|(k, v)| (k, v.map(Scalar::into_text))).collect(),
+            Self::Map(map) => map
+                .into_iter()
+                .map(|(k, v)| (k, v.map(Scalar::into_text)))
+                .collect(),
             Self::List(list) => list
                 .into_iter()
                 .map(|entry| match entry.split_once('=') {
@@ -164,7 +167,8 @@ pub fn parse(text: &str) -> anyhow::Result<ComposeFile> {
 }
 
 pub fn load(path: &Path) -> anyhow::Result<ComposeFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -179,7 +183,14 @@ mod tests {
         )
         .expect("parses");
         let a = f.services["a"].environment.clone().into_pairs();
-        assert_eq!(a, vec![("X".into(), Some("1".into())), ("Y".into(), Some("hi".into())), ("Z".into(), None)]);
+        assert_eq!(
+            a,
+            vec![
+                ("X".into(), Some("1".into())),
+                ("Y".into(), Some("hi".into())),
+                ("Z".into(), None)
+            ]
+        );
         let b = f.services["b"].environment.clone().into_pairs();
         assert_eq!(b, vec![("X".into(), Some("1".into())), ("Y".into(), None)]);
     }
@@ -196,7 +207,12 @@ mod tests {
 
     #[test]
     fn unknown_compose_keys_are_ignored_but_porto_keys_are_strict() {
-        assert!(parse("services:\n  a:\n    restart: always\n    healthcheck: {test: x}\nvolumes: {}\n").is_ok());
+        assert!(
+            parse(
+                "services:\n  a:\n    restart: always\n    healthcheck: {test: x}\nvolumes: {}\n"
+            )
+            .is_ok()
+        );
         assert!(parse("services:\n  a:\n    x-porto:\n      bukets: [x]\n").is_err());
         assert!(parse("x-porto:\n  kvv: redis://x\nservices: {}\n").is_err());
     }

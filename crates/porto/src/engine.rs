@@ -45,7 +45,10 @@ pub fn new_engine(max_memory_bytes: u64) -> anyhow::Result<EngineInfo> {
         .table_keep_resident(64 * 1024);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
-        Ok(engine) => Ok(EngineInfo { engine, pooling: true }),
+        Ok(engine) => Ok(EngineInfo {
+            engine,
+            pooling: true,
+        }),
         Err(err) => {
             tracing::warn!(error = %err, "pooling allocator unavailable here; allocating instances on demand");
             let mut config = base_config();
@@ -92,7 +95,11 @@ pub enum CacheOutcome {
 }
 
 /// Loads `wasm` from the compile cache, compiling and storing it on a miss.
-pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Result<(Component, CacheOutcome)> {
+pub fn load_component(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: &Path,
+) -> anyhow::Result<(Component, CacheOutcome)> {
     let path = cache_path(engine, wasm, cache_dir);
     if path.exists() {
         // SAFETY: the file was written by `Component::serialize` of this
@@ -101,7 +108,9 @@ pub fn load_component(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow:
         // header and refuses artifacts of another engine.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok((component, CacheOutcome::Hit)),
-            Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cache entry"),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cache entry")
+            }
         }
     }
     let component = Component::new(engine, wasm)

@@ -32,8 +32,16 @@ impl Host {
         let request_id: Arc<str> = Arc::from(request_id);
         let wasi = WasiCtx::builder()
             .envs(&service.spec.env)
-            .stdout(GuestOutput::new(service.name.clone(), request_id.clone(), "stdout"))
-            .stderr(GuestOutput::new(service.name.clone(), request_id.clone(), "stderr"))
+            .stdout(GuestOutput::new(
+                service.name.clone(),
+                request_id.clone(),
+                "stdout",
+            ))
+            .stderr(GuestOutput::new(
+                service.name.clone(),
+                request_id.clone(),
+                "stderr",
+            ))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)

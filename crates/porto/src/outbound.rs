@@ -17,8 +17,15 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use crate::runtime::{Runtime, ServiceRuntime};
 
 type Sent = Box<
-    dyn Future<Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>>
-        + Send,
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
 >;
 
 pub struct Outbound {
@@ -51,7 +58,9 @@ impl Outbound {
 /// every port, `host:port` only that one).
 pub fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
     allowed.iter().any(|entry| match entry.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => h.eq_ignore_ascii_case(host) && port == p.parse().ok(),
+        Some((h, p)) if p.parse::<u16>().is_ok() => {
+            h.eq_ignore_ascii_case(host) && port == p.parse().ok()
+        }
         _ => entry.eq_ignore_ascii_case(host),
     })
 }
@@ -63,7 +72,11 @@ impl WasiHttpHooks for Outbound {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Sent {
-        let host = request.uri().host().unwrap_or_default().to_ascii_lowercase();
+        let host = request
+            .uri()
+            .host()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let port = request.uri().port_u16();
         if let Some(target) = self.runtime.service(&host) {
             if !self.caller.spec.allowed_services.contains(&host) {
@@ -72,7 +85,8 @@ impl WasiHttpHooks for Outbound {
             let runtime = self.runtime.clone();
             return Box::new(async move {
                 let response = runtime.handle(&target, request).await;
-                let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(async { Ok(()) });
+                let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                    Box::new(async { Ok(()) });
                 Ok((response, io))
             });
         }

@@ -54,13 +54,23 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<Host>> {
 }
 
 impl ServiceRuntime {
-    pub fn new(spec: ServiceSpec, component: &Component, digest: String, linker: &Linker<Host>) -> anyhow::Result<Self> {
+    pub fn new(
+        spec: ServiceSpec,
+        component: &Component,
+        digest: String,
+        linker: &Linker<Host>,
+    ) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let pre = linker
             .instantiate_pre(component)
             .and_then(ProxyPre::new)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{}: the component is not a wasi:http proxy porto can run", spec.name))?;
+            .with_context(|| {
+                format!(
+                    "{}: the component is not a wasi:http proxy porto can run",
+                    spec.name
+                )
+            })?;
         Ok(Self {
             name: Arc::from(spec.name.as_str()),
             buckets: Arc::new(spec.buckets.clone()),
@@ -91,7 +101,11 @@ impl Runtime {
     /// Runs one request through a fresh instance of `service`. Failures of
     /// the guest (trap, timeout, no response) become JSON errors here, so
     /// callers always get a response.
-    pub async fn handle<B>(self: &Arc<Self>, service: &Arc<ServiceRuntime>, mut request: hyper::Request<B>) -> hyper::Response<HyperOutgoingBody>
+    pub async fn handle<B>(
+        self: &Arc<Self>,
+        service: &Arc<ServiceRuntime>,
+        mut request: hyper::Request<B>,
+    ) -> hyper::Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -145,7 +159,9 @@ impl Runtime {
 
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => Err(Failure::internal(format!("guest answered with an error: {code:?}"))),
+            Ok(Ok(Err(code))) => Err(Failure::internal(format!(
+                "guest answered with an error: {code:?}"
+            ))),
             Ok(Err(_)) => {
                 // The guest ended without a response: find out why.
                 let why = match task.await {
@@ -209,7 +225,8 @@ fn ensure_request_id<B>(request: &mut hyper::Request<B>) -> String {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= 128
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
         })
         .map(str::to_string);
     let id = valid.unwrap_or_else(new_request_id);
@@ -224,20 +241,33 @@ fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let state = RandomState::new();
-    format!("{:016x}{:016x}", state.hash_one(n), state.hash_one(n.wrapping_add(1)))
+    format!(
+        "{:016x}{:016x}",
+        state.hash_one(n),
+        state.hash_one(n.wrapping_add(1))
+    )
 }
 
 /// porto's own JSON error, in the services' envelope.
-pub fn error_response(status: u16, code: &str, message: &str, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+pub fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> hyper::Response<HyperOutgoingBody> {
     let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
     let mut response = hyper::Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     if let Ok(id) = http::HeaderValue::from_str(request_id) {
         headers.insert(REQUEST_ID, id);
     }

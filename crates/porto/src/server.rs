@@ -55,7 +55,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(service = %service.name, "drain timeout: closing remaining connections");
     }
 }

@@ -51,11 +51,16 @@ pub struct UpArgs {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let app = App::load(&args.file)?;
     if app.services.is_empty() {
-        bail!("{} has no service with `platform: wasi/wasm`; nothing for porto to run", args.file.display());
+        bail!(
+            "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
+            args.file.display()
+        );
     }
     let kv: Arc<dyn KvBackend> = match &app.kv {
         KvSpec::Embedded => Arc::new(Embedded::open(&args.data)?),
-        KvSpec::Url(url) => bail!("x-porto.kv {url:?}: only the embedded store is available in this porto"),
+        KvSpec::Url(url) => {
+            bail!("x-porto.kv {url:?}: only the embedded store is available in this porto")
+        }
     };
 
     let sources = app
@@ -65,17 +70,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let started = Instant::now();
-    let max_memory = app.services.iter().map(|s| s.max_memory_bytes).max().unwrap_or(0);
+    let max_memory = app
+        .services
+        .iter()
+        .map(|s| s.max_memory_bytes)
+        .max()
+        .unwrap_or(0);
     let engine = engine::new_engine(max_memory)?;
     engine::start_epoch_ticker(&engine.engine);
     let linker = runtime::linker(&engine.engine)?;
     let mut services = Vec::new();
     let mut cache_report = Vec::new();
     for (spec, source) in app.services.iter().zip(&sources) {
-        let (component, outcome) = engine::load_component(&engine.engine, &source.wasm, &args.cache_dir)
-            .with_context(|| format!("{}: loading {}", spec.name, source.path.display()))?;
+        let (component, outcome) =
+            engine::load_component(&engine.engine, &source.wasm, &args.cache_dir)
+                .with_context(|| format!("{}: loading {}", spec.name, source.path.display()))?;
         cache_report.push(outcome);
-        services.push(ServiceRuntime::new(spec.clone(), &component, source.digest.clone(), &linker)?);
+        services.push(ServiceRuntime::new(
+            spec.clone(),
+            &component,
+            source.digest.clone(),
+            &linker,
+        )?);
     }
     let runtime = Arc::new(Runtime::new(engine.engine.clone(), kv, services));
 
@@ -83,7 +99,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     for spec in &app.services {
         for port in &spec.ports {
             let ip = port.host_ip.unwrap_or(args.host);
-            let addr = SocketAddr::new(ip, if args.ephemeral_ports { 0 } else { port.host_port });
+            let addr = SocketAddr::new(
+                ip,
+                if args.ephemeral_ports {
+                    0
+                } else {
+                    port.host_port
+                },
+            );
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
@@ -94,7 +117,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     println!(
         "porto: {} services, {} allocator, key-value store: {}",
         app.services.len(),
-        if engine.pooling { "pooling" } else { "on-demand" },
+        if engine.pooling {
+            "pooling"
+        } else {
+            "on-demand"
+        },
         match &app.kv {
             KvSpec::Embedded => format!("embedded ({})", args.data.display()),
             KvSpec::Url(url) => url.clone(),
@@ -117,7 +144,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             spec.name,
             reach,
             &source.digest[..16],
-            if *outcome == CacheOutcome::Hit { "compile cache hit" } else { "compiled" }
+            if *outcome == CacheOutcome::Hit {
+                "compile cache hit"
+            } else {
+                "compiled"
+            }
         );
     }
     for other in &app.others {
@@ -126,7 +157,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         } else {
             format!(", profile {}", other.profiles.join("/"))
         };
-        println!("  {:<16} not run by porto (not a wasi/wasm service{profile})", other.name);
+        println!(
+            "  {:<16} not run by porto (not a wasi/wasm service{profile})",
+            other.name
+        );
     }
     println!(
         "porto: ready in {} ms; Ctrl-C to stop",
@@ -137,12 +171,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let drain = Duration::from_secs(args.drain_timeout);
     let mut tasks = Vec::new();
     for (name, listener) in listeners {
-        let service = runtime.service(&name).context("listener for an unknown service")?;
-        tasks.push(tokio::spawn(server::serve(listener, runtime.clone(), service, stop.clone(), drain)));
+        let service = runtime
+            .service(&name)
+            .context("listener for an unknown service")?;
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            runtime.clone(),
+            service,
+            stop.clone(),
+            drain,
+        )));
     }
     let mut stop_wait = stop.clone();
     let _ = stop_wait.changed().await;
-    println!("porto: stopping; draining in-flight requests (up to {}s)", args.drain_timeout);
+    println!(
+        "porto: stopping; draining in-flight requests (up to {}s)",
+        args.drain_timeout
+    );
     for task in tasks {
         let _ = task.await;
     }

@@ -72,24 +72,53 @@ impl store::Host for KvCtx<'_> {
 }
 
 impl store::HostBucket for KvCtx<'_> {
-    async fn get(&mut self, bucket: Resource<BucketHandle>, key: String) -> GuestResult<Option<Vec<u8>>> {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> GuestResult<Option<Vec<u8>>> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.get(&name, &key).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .get(&name, &key)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
-    async fn set(&mut self, bucket: Resource<BucketHandle>, key: String, value: Vec<u8>) -> GuestResult<()> {
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> GuestResult<()> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.set(&name, &key, value).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .set(&name, &key, value)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
     async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> GuestResult<()> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.delete(&name, &key).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .delete(&name, &key)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
     async fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> GuestResult<bool> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.exists(&name, &key).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .exists(&name, &key)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
     async fn list_keys(
@@ -117,9 +146,19 @@ impl store::HostBucket for KvCtx<'_> {
 }
 
 impl atomics::Host for KvCtx<'_> {
-    async fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> GuestResult<i64> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        delta: i64,
+    ) -> GuestResult<i64> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.increment(&name, &key, delta).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .increment(&name, &key, delta)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
     async fn swap(
@@ -148,13 +187,21 @@ impl atomics::Host for KvCtx<'_> {
 }
 
 impl atomics::HostCas for KvCtx<'_> {
-    async fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> GuestResult<Resource<CasHandle>> {
+    async fn new(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> GuestResult<Resource<CasHandle>> {
         let name = self.bucket(&bucket)?;
         let seen = match self.kv.backend.get(&name, &key).await {
             Ok(seen) => seen,
             Err(e) => return Ok(Err(self.fail(e))),
         };
-        Ok(Ok(self.table.push(CasHandle { bucket: name, key, seen })?))
+        Ok(Ok(self.table.push(CasHandle {
+            bucket: name,
+            key,
+            seen,
+        })?))
     }
 
     async fn current(&mut self, cas: Resource<CasHandle>) -> GuestResult<Option<Vec<u8>>> {
@@ -189,11 +236,25 @@ impl batch::Host for KvCtx<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> GuestResult<()> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.set_many(&name, key_values).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .set_many(&name, key_values)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 
-    async fn delete_many(&mut self, bucket: Resource<BucketHandle>, keys: Vec<String>) -> GuestResult<()> {
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> GuestResult<()> {
         let name = self.bucket(&bucket)?;
-        Ok(self.kv.backend.delete_many(&name, keys).await.map_err(|e| self.fail(e)))
+        Ok(self
+            .kv
+            .backend
+            .delete_many(&name, keys)
+            .await
+            .map_err(|e| self.fail(e)))
     }
 }

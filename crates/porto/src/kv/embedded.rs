@@ -30,9 +30,11 @@ fn io(err: impl std::fmt::Display) -> KvError {
 impl Embedded {
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join("kv.redb");
-        let db = Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        let db =
+            Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
         // Create the table up front so readers never see it missing.
         let txn = db.begin_write()?;
         txn.open_table(TABLE)?;
@@ -42,9 +44,11 @@ impl Embedded {
 
     async fn read<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>) -> Result<R, KvError>
-            + Send
-            + 'static,
+        f: impl FnOnce(
+            &redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+        ) -> Result<R, KvError>
+        + Send
+        + 'static,
     ) -> Result<R, KvError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
@@ -58,9 +62,11 @@ impl Embedded {
 
     async fn write<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut redb::Table<(&'static str, &'static str), &'static [u8]>) -> Result<R, KvError>
-            + Send
-            + 'static,
+        f: impl FnOnce(
+            &mut redb::Table<(&'static str, &'static str), &'static [u8]>,
+        ) -> Result<R, KvError>
+        + Send
+        + 'static,
     ) -> Result<R, KvError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
@@ -85,14 +91,19 @@ impl KvBackend for Embedded {
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.read(move |t| Ok(t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec())))
-            .await
+        self.read(move |t| {
+            Ok(t.get((bucket.as_str(), key.as_str()))
+                .map_err(io)?
+                .map(|v| v.value().to_vec()))
+        })
+        .await
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write(move |t| {
-            t.insert((bucket.as_str(), key.as_str()), value.as_slice()).map_err(io)?;
+            t.insert((bucket.as_str(), key.as_str()), value.as_slice())
+                .map_err(io)?;
             Ok(())
         })
         .await
@@ -109,25 +120,27 @@ impl KvBackend for Embedded {
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.read(move |t| Ok(t.get((bucket.as_str(), key.as_str())).map_err(io)?.is_some()))
-            .await
+        self.read(move |t| {
+            Ok(t.get((bucket.as_str(), key.as_str()))
+                .map_err(io)?
+                .is_some())
+        })
+        .await
     }
 
     async fn list_keys(&self, bucket: &str, cursor: Option<String>) -> Result<KeyPage, KvError> {
         let bucket = bucket.to_string();
         self.read(move |t| {
-            let start = cursor.unwrap_or_default();
+            let start = cursor.clone().unwrap_or_default();
             let mut keys = Vec::new();
-            let range = t
-                .range((bucket.as_str(), start.as_str())..)
-                .map_err(io)?;
+            let range = t.range((bucket.as_str(), start.as_str())..).map_err(io)?;
             for entry in range {
                 let (k, _) = entry.map_err(io)?;
                 let (b, key) = k.value();
                 if b != bucket {
                     break;
                 }
-                if !start.is_empty() && key == start {
+                if cursor.as_deref() == Some(key) {
                     continue;
                 }
                 if keys.len() == LIST_PAGE {
@@ -144,7 +157,10 @@ impl KvBackend for Embedded {
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write(move |t| {
-            let current = t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec());
+            let current = t
+                .get((bucket.as_str(), key.as_str()))
+                .map_err(io)?
+                .map(|v| v.value().to_vec());
             let next = add_to_counter(&key, current.as_deref(), delta)?;
             t.insert((bucket.as_str(), key.as_str()), next.to_string().as_bytes())
                 .map_err(io)?;
@@ -162,21 +178,33 @@ impl KvBackend for Embedded {
     ) -> Result<bool, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write(move |t| {
-            let current = t.get((bucket.as_str(), key.as_str())).map_err(io)?.map(|v| v.value().to_vec());
+            let current = t
+                .get((bucket.as_str(), key.as_str()))
+                .map_err(io)?
+                .map(|v| v.value().to_vec());
             if current != expected {
                 return Ok(false);
             }
-            t.insert((bucket.as_str(), key.as_str()), new.as_slice()).map_err(io)?;
+            t.insert((bucket.as_str(), key.as_str()), new.as_slice())
+                .map_err(io)?;
             Ok(true)
         })
         .await
     }
 
-    async fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let bucket = bucket.to_string();
         self.read(move |t| {
             keys.iter()
-                .map(|k| Ok(t.get((bucket.as_str(), k.as_str())).map_err(io)?.map(|v| v.value().to_vec())))
+                .map(|k| {
+                    Ok(t.get((bucket.as_str(), k.as_str()))
+                        .map_err(io)?
+                        .map(|v| v.value().to_vec()))
+                })
                 .collect()
         })
         .await
@@ -186,7 +214,8 @@ impl KvBackend for Embedded {
         let bucket = bucket.to_string();
         self.write(move |t| {
             for (k, v) in &entries {
-                t.insert((bucket.as_str(), k.as_str()), v.as_slice()).map_err(io)?;
+                t.insert((bucket.as_str(), k.as_str()), v.as_slice())
+                    .map_err(io)?;
             }
             Ok(())
         })
@@ -202,5 +231,30 @@ impl KvBackend for Embedded {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conforms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Embedded::open(dir.path()).expect("open");
+        crate::kv::conformance::run_all(Arc::new(store)).await;
+    }
+
+    #[tokio::test]
+    async fn writes_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Embedded::open(dir.path()).expect("open");
+            store.set("b", "k", b"kept".to_vec()).await.expect("set");
+            store.increment("b", "n", 7).await.expect("increment");
+        }
+        let store = Embedded::open(dir.path()).expect("reopen");
+        assert_eq!(store.get("b", "k").await.ok(), Some(Some(b"kept".to_vec())));
+        assert_eq!(store.increment("b", "n", 0).await.ok(), Some(7));
     }
 }

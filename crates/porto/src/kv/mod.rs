@@ -9,6 +9,8 @@
 //! string can reach into another bucket.
 
 pub mod bindings;
+#[cfg(test)]
+mod conformance;
 pub mod embedded;
 
 use std::collections::BTreeSet;
@@ -62,7 +64,11 @@ pub trait KvBackend: Send + Sync + 'static {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     ) -> Result<bool, KvError>;
-    async fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError>;
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError>;
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError>;
     async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError>;
 }
@@ -74,11 +80,13 @@ pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
             .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| KvError::NotACounter { key: key.to_string() })?,
+            .ok_or_else(|| KvError::NotACounter {
+                key: key.to_string(),
+            })?,
     };
-    current
-        .checked_add(delta)
-        .ok_or_else(|| KvError::Overflow { key: key.to_string() })
+    current.checked_add(delta).ok_or_else(|| KvError::Overflow {
+        key: key.to_string(),
+    })
 }
 
 /// The key-value capability of one guest instance.
@@ -114,7 +122,10 @@ mod tests {
 
     #[test]
     fn counters_refuse_garbage_and_overflow() {
-        assert!(matches!(add_to_counter("k", Some(b"x"), 1), Err(KvError::NotACounter { .. })));
+        assert!(matches!(
+            add_to_counter("k", Some(b"x"), 1),
+            Err(KvError::NotACounter { .. })
+        ));
         assert!(matches!(
             add_to_counter("k", Some(i64::MAX.to_string().as_bytes()), 1),
             Err(KvError::Overflow { .. })
