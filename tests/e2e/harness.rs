@@ -96,9 +96,20 @@ impl Porto {
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
             .expect("write compose");
+        Self::start_file(&file, dir, data)
+    }
+
+    /// A Compose file as it is, built by porto itself.
+    pub fn start_unmodified(file: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_file(file, dir, data)
+    }
+
+    fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf) -> Self {
         let mut child = Command::new(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
-            .arg(&file)
+            .arg(file)
             .arg("--data")
             .arg(&data)
             .arg("--cache-dir")

@@ -92,5 +92,24 @@ fn invalid_compose_files_fail_before_starting() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ghost"), "{stderr}");
-    let _ = repo_root();
+}
+
+#[test]
+fn the_repository_compose_file_runs_as_is() {
+    // porto builds the three services itself from their `build:` contexts.
+    let porto = Porto::start_unmodified(&repo_root().join("compose.yaml"));
+    for service in ["api-gateway", "user-service", "order-service"] {
+        assert!(
+            porto.urls.contains_key(service),
+            "{service} not published: {:?}",
+            porto.urls
+        );
+    }
+    let api = porto.gateway();
+    assert_eq!(api.get("/api/users/1").json()["name"], "Alice Johnson");
+    let order = api.post_json(
+        "/api/orders",
+        &json!({"user_id": 2, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]}),
+    );
+    assert_eq!(order.status, 201, "{}", order.body);
 }

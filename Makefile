@@ -1,0 +1,44 @@
+# One entry per task a newcomer needs. Dependencies are optimised in the dev
+# profile, so `up`, `test` and `bench` share one build of wasmtime.
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+GUESTS := -p api-gateway -p user-service -p order-service -p service-kit
+
+.PHONY: setup up build test lint unit e2e sizes bench
+
+## Install the toolchain pieces the project needs (idempotent).
+setup:
+	rustup target add $(WASM_TARGET)
+	rustup component add rustfmt clippy
+
+## Build the components and run the whole stack from compose.yaml.
+up: setup
+	$(CARGO) run -p porto -- up
+
+## Build the three components and print their sizes and digests.
+build: setup
+	$(CARGO) run -p porto -- build
+
+## Everything CI runs: formatting, lints (native and wasm), all tests, sizes.
+test: setup lint unit sizes
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(GUESTS) -- -D warnings
+
+## Unit tests of every crate plus the end-to-end suite (tests/e2e).
+unit:
+	$(CARGO) test --workspace
+
+e2e:
+	$(CARGO) test -p porto --test e2e
+
+## Fails if a release component is 1 MiB or more.
+sizes:
+	scripts/component-sizes
+
+## Load benchmark: requests/s and latency through porto (see bench/README.md).
+bench: setup
+	bench/http-load
