@@ -68,7 +68,8 @@ pub struct Porto {
     pub urls: HashMap<String, String>,
     pub data: PathBuf,
     _dir: tempfile::TempDir,
-    pub ready_line: String,
+    /// Everything porto printed up to and including its `ready` line.
+    pub startup: Vec<String>,
 }
 
 impl Porto {
@@ -121,15 +122,17 @@ impl Porto {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut urls = HashMap::new();
+        let mut startup = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(120);
-        let ready_line = loop {
+        loop {
             assert!(Instant::now() < deadline, "porto did not become ready");
             let line = match lines.next() {
                 Some(Ok(line)) => line,
                 _ => panic!("porto exited before it was ready: {:?}", child.wait()),
             };
+            startup.push(line.clone());
             if line.starts_with("porto: ready") {
-                break line;
+                break;
             }
             let mut fields = line.split_whitespace();
             if let (Some(name), Some(url)) = (fields.next(), fields.next())
@@ -137,7 +140,7 @@ impl Porto {
             {
                 urls.insert(name.to_string(), url.to_string());
             }
-        };
+        }
         // Keep draining stdout so porto never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Self {
@@ -145,7 +148,7 @@ impl Porto {
             urls,
             data,
             _dir: dir,
-            ready_line,
+            startup,
         }
     }
 
@@ -157,6 +160,12 @@ impl Porto {
 
     pub fn gateway(&self) -> Client {
         Client::new(self.url("api-gateway"))
+    }
+
+    /// SIGKILL: no chance to flush or drain anything.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
     }
 
     /// SIGTERM, then wait for exit. The data directory stays until drop.

@@ -44,15 +44,44 @@ fn data_survives_a_restart() {
 }
 
 #[test]
+fn acknowledged_writes_survive_kill_9() {
+    let mut porto = Porto::start_default();
+    let api = porto.gateway();
+    let ids: Vec<u64> = (0..10)
+        .map(|i| {
+            let r = api.post_json(
+                "/api/users",
+                &json!({"name": format!("K{i}"), "email": format!("k{i}@example.com")}),
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.json()["id"].as_u64().expect("id")
+        })
+        .collect();
+    porto.kill_hard();
+
+    let again = Porto::restart_on(&porto.data);
+    let api = again.gateway();
+    for id in ids {
+        assert_eq!(
+            api.get(&format!("/api/users/{id}")).status,
+            200,
+            "user {id} lost"
+        );
+    }
+}
+
+#[test]
 fn warm_start_uses_the_compile_cache() {
-    let first = Porto::start_default();
-    drop(first);
+    drop(Porto::start_default());
     let second = Porto::start_default();
-    assert!(
-        second.ready_line.starts_with("porto: ready in"),
-        "{}",
-        second.ready_line
-    );
+    for service in ["api-gateway", "user-service", "order-service"] {
+        let line = second
+            .startup
+            .iter()
+            .find(|l| l.trim_start().starts_with(service))
+            .unwrap_or_else(|| panic!("no start-up line for {service}: {:?}", second.startup));
+        assert!(line.ends_with("compile cache hit"), "{line}");
+    }
 }
 
 #[test]

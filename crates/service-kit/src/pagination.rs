@@ -7,12 +7,30 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::request::ApiRequest;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
+
+/// A page of a list endpoint: `{"items": [...], "next_cursor": "..." | null}`.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `last` is the id to resume after, if more items may follow.
+    pub fn new(items: Vec<T>, last: Option<u64>) -> Self {
+        Self {
+            items,
+            next_cursor: last.map(encode_cursor),
+        }
+    }
+}
 
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,7 @@
 pub mod domain;
 pub mod store;
 
-use serde::Serialize;
-use service_kit::pagination::{PageRequest, encode_cursor};
+use service_kit::pagination::{Page, PageRequest};
 use service_kit::request_id::RequestId;
 use service_kit::routing::{allow, parse_id};
 use service_kit::upstream::{Upstream, UpstreamError};
@@ -18,12 +17,6 @@ use domain::{CreateOrder, Order, OrderStatus, PatchOrder};
 use store::{Claim, Orders, validate_idempotency_key};
 
 service_kit::export_service!(crate::handle);
-
-#[derive(Serialize)]
-struct Page {
-    items: Vec<Order>,
-    next_cursor: Option<String>,
-}
 
 pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
     match req.segments().as_slice() {
@@ -114,10 +107,7 @@ fn list(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         })
         .transpose()?;
     let (items, last) = Orders::open()?.list(page, user_id, status)?;
-    Ok(ApiResponse::ok(&Page {
-        items,
-        next_cursor: last.map(encode_cursor),
-    }))
+    Ok(ApiResponse::ok(&Page::new(items, last)))
 }
 
 /// Asks user-service; only a definite 404 means the user does not exist.

@@ -53,13 +53,6 @@ fn idempotency_key(key: &str) -> String {
     format!("idem:{key}")
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Visible ASCII, 1..=255 characters (the header is echoed into logs).
 pub fn validate_idempotency_key(raw: &str) -> Result<&str, ApiError> {
     let ok = !raw.is_empty()
@@ -159,7 +152,7 @@ impl Orders {
 
     /// Claims `key` for `request`, or says how to answer a repeat.
     pub fn claim(&self, key: &str, request: &CreateOrder) -> Result<Claim, ApiError> {
-        let now = now_ms();
+        let now = clock::now_ms();
         let pending = Idempotency::Pending {
             request: request.clone(),
             since_ms: now,

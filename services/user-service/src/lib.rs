@@ -6,21 +6,14 @@
 pub mod domain;
 pub mod store;
 
-use serde::Serialize;
-use service_kit::pagination::{PageRequest, encode_cursor};
+use service_kit::pagination::{Page, PageRequest};
 use service_kit::routing::{allow, parse_id};
 use service_kit::{ApiError, ApiRequest, ApiResponse, Method};
 
-use domain::{CreateUser, PatchUser, User};
+use domain::{CreateUser, PatchUser};
 use store::Users;
 
 service_kit::export_service!(crate::handle);
-
-#[derive(Serialize)]
-struct Page {
-    items: Vec<User>,
-    next_cursor: Option<String>,
-}
 
 pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
     match req.segments().as_slice() {
@@ -37,10 +30,7 @@ pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
             } else {
                 let page = PageRequest::from_request(&req)?;
                 let (items, last) = Users::open().await?.list(page)?;
-                Ok(ApiResponse::ok(&Page {
-                    items,
-                    next_cursor: last.map(encode_cursor),
-                }))
+                Ok(ApiResponse::ok(&Page::new(items, last)))
             }
         }
         ["users", id] => {

@@ -48,13 +48,6 @@ fn email_key(email: &str) -> String {
     format!("email:{email}")
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 pub fn seed_users(created_at: &str) -> [User; 2] {
     [
         User {
@@ -94,7 +87,7 @@ impl Users {
     /// next request takes over (the writes are idempotent).
     async fn ensure_seeded(&self) -> Result<(), ApiError> {
         for _ in 0..100 {
-            let now = now_ms();
+            let now = clock::now_ms();
             let won = self.bucket.update(SEED_KEY, |state: Option<SeedState>| {
                 Ok(match state {
                     Some(SeedState::Done) => Update::Keep(None),
@@ -226,7 +219,7 @@ impl Users {
     /// Claims `email` for `user_id`, or fails with 409 `email_taken`.
     fn claim_email(&self, email: &Email, user_id: u64) -> Result<(), ApiError> {
         let key = email_key(email.as_str());
-        let now = now_ms();
+        let now = clock::now_ms();
         let claim = EmailClaim {
             user_id,
             claimed_at_ms: now,
