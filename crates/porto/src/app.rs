@@ -27,6 +27,22 @@ pub struct App {
     /// Services porto leaves to other tools (databases, caches).
     pub others: Vec<OtherService>,
     pub kv: KvSpec,
+    pub kv_pool_size: usize,
+}
+
+pub const DEFAULT_KV_POOL_SIZE: usize = 16;
+
+impl KvSpec {
+    /// `embedded`, `redis://…` or `postgres://…`.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        match text.trim() {
+            "" | "embedded" => Ok(Self::Embedded),
+            url if url.starts_with("redis://") || url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Url(url.to_string()))
+            }
+            other => bail!("key-value backend: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,15 +101,11 @@ impl App {
     }
 
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
-        let kv = match file.porto.kv.as_deref().map(str::trim) {
-            None | Some("") | Some("embedded") => KvSpec::Embedded,
-            Some(url) if url.starts_with("redis://") || url.starts_with("postgres://") => {
-                KvSpec::Url(url.to_string())
-            }
-            Some(other) => bail!(
-                "x-porto.kv: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"
-            ),
-        };
+        let kv = KvSpec::parse(file.porto.kv.as_deref().unwrap_or_default()).context("x-porto.kv")?;
+        let kv_pool_size = file.porto.kv_pool_size.unwrap_or(DEFAULT_KV_POOL_SIZE);
+        if kv_pool_size == 0 {
+            bail!("x-porto.kv_pool_size must be at least 1");
+        }
         let names: BTreeSet<String> = file.services.keys().cloned().collect();
         let mut services = BTreeMap::new();
         let mut dependencies = BTreeMap::new();
@@ -127,6 +139,7 @@ impl App {
             services,
             others,
             kv,
+            kv_pool_size,
         })
     }
 

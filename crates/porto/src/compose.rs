@@ -100,6 +100,8 @@ pub enum DependsOn {
 pub struct AppExtension {
     /// `embedded` (default), `redis://…` or `postgres://…`.
     pub kv: Option<String>,
+    /// Connections each network backend keeps (default 16).
+    pub kv_pool_size: Option<usize>,
 }
 
 /// Per-service `x-porto`.

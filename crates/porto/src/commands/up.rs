@@ -15,8 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, KvSpec};
 use crate::engine::{self, CacheOutcome};
-use crate::kv::KvBackend;
-use crate::kv::embedded::Embedded;
+use crate::kv;
 use crate::runtime::{self, Runtime, ServiceRuntime};
 use crate::{components, server, shutdown};
 
@@ -29,6 +28,17 @@ pub struct UpArgs {
     /// Directory of the embedded key-value store (created if missing).
     #[arg(long, default_value = ".porto/data")]
     pub data: PathBuf,
+
+    /// Key-value backend, overriding `x-porto.kv`: `embedded`,
+    /// `redis://host:6379[/?namespace=NAME]` or
+    /// `postgres://user@host/db[?namespace=NAME]`.
+    #[arg(long, value_name = "URL", env = "PORTO_KV")]
+    pub kv: Option<String>,
+
+    /// Connections kept to a Redis/PostgreSQL backend, overriding
+    /// `x-porto.kv_pool_size` (default 16).
+    #[arg(long, value_name = "N")]
+    pub kv_pool_size: Option<usize>,
 
     /// Directory for compiled components, reused across runs.
     #[arg(long, default_value = ".porto/cache")]
@@ -49,19 +59,20 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let app = App::load(&args.file)?;
+    let mut app = App::load(&args.file)?;
+    if let Some(kv) = &args.kv {
+        app.kv = KvSpec::parse(kv).context("--kv")?;
+    }
+    if let Some(size) = args.kv_pool_size.filter(|n| *n > 0) {
+        app.kv_pool_size = size;
+    }
     if app.services.is_empty() {
         bail!(
             "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
             args.file.display()
         );
     }
-    let kv: Arc<dyn KvBackend> = match &app.kv {
-        KvSpec::Embedded => Arc::new(Embedded::open(&args.data)?),
-        KvSpec::Url(url) => {
-            bail!("x-porto.kv {url:?}: only the embedded store is available in this porto")
-        }
-    };
+    let kv = kv::connect(&app.kv, &args.data, app.kv_pool_size).await?;
 
     let sources = app
         .services
@@ -124,7 +135,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         },
         match &app.kv {
             KvSpec::Embedded => format!("embedded ({})", args.data.display()),
-            KvSpec::Url(url) => url.clone(),
+            KvSpec::Url(url) => kv::redact(url),
         }
     );
     for ((spec, source), outcome) in app.services.iter().zip(&sources).zip(&cache_report) {

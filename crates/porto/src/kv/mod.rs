@@ -12,13 +12,73 @@ pub mod bindings;
 #[cfg(test)]
 mod conformance;
 pub mod embedded;
+pub mod postgres;
+pub mod redis;
+pub mod url;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 
 pub use bindings::add_to_linker;
+
+/// A network backend that has not answered within this is reported as
+/// unavailable, well inside any request timeout.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens the backend a Compose file or `--kv` names: `embedded` (a redb
+/// file in `data_dir`), `redis://…` or `postgres://…`, each with an
+/// optional `?namespace=`.
+pub async fn connect(spec: &crate::app::KvSpec, data_dir: &Path, pool_size: usize) -> anyhow::Result<Arc<dyn KvBackend>> {
+    use crate::app::KvSpec;
+    let url = match spec {
+        KvSpec::Embedded => return Ok(Arc::new(embedded::Embedded::open(data_dir)?)),
+        KvSpec::Url(url) => url,
+    };
+    let (driver_url, namespace) = url::split_namespace(url).map_err(anyhow::Error::msg)?;
+    if driver_url.starts_with("redis://") {
+        let backend = redis::RedisBackend::connect(&driver_url, &namespace, pool_size)
+            .with_context(|| format!("redis at {}", redact(&driver_url)))?;
+        // Prove the server answers before porto says it is ready.
+        backend.exists("porto", "probe").await.with_context(|| format!("redis at {}", redact(&driver_url)))?;
+        Ok(Arc::new(backend))
+    } else {
+        let backend = postgres::PostgresBackend::connect(&driver_url, &namespace, pool_size)
+            .await
+            .with_context(|| format!("postgres at {}", redact(&driver_url)))?;
+        Ok(Arc::new(backend))
+    }
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A suffix no other test in this process uses, for namespaces.
+#[cfg(test)]
+pub fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Why a backend operation failed. Guests see `other(<message>)`.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +172,13 @@ pub struct CasHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://app:secret@db/x"), "postgres://app:***@db/x");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+    }
 
     #[test]
     fn counters_are_decimal_text() {
