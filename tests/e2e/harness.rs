@@ -77,40 +77,53 @@ impl Porto {
     pub fn start_default() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        Self::start_with(&stack(), dir, data)
+        Self::start_with(&stack(), dir, data, &[])
+    }
+
+    /// The full stack over a shared key-value backend (`--kv URL`).
+    pub fn start_with_kv(kv: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_with(&stack(), dir, data, &["--kv", kv])
     }
 
     /// `compose` on a fresh store.
     pub fn start(compose: &serde_yaml_ng::Value) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        Self::start_with(compose, dir, data)
+        Self::start_with(compose, dir, data, &[])
     }
 
     /// The full stack on an existing store (to test persistence).
     pub fn restart_on(data: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        Self::start_with(&stack(), dir, data.to_path_buf())
+        Self::start_with(&stack(), dir, data.to_path_buf(), &[])
     }
 
-    fn start_with(compose: &serde_yaml_ng::Value, dir: tempfile::TempDir, data: PathBuf) -> Self {
+    fn start_with(
+        compose: &serde_yaml_ng::Value,
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        extra: &[&str],
+    ) -> Self {
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
             .expect("write compose");
-        Self::start_file(&file, dir, data)
+        Self::start_file(&file, dir, data, extra)
     }
 
     /// A Compose file as it is, built by porto itself.
     pub fn start_unmodified(file: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        Self::start_file(file, dir, data)
+        Self::start_file(file, dir, data, &[])
     }
 
-    fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf) -> Self {
+    fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
         let mut child = Command::new(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
             .arg(file)
+            .args(extra)
             .arg("--data")
             .arg(&data)
             .arg("--cache-dir")

@@ -10,4 +10,5 @@ mod errors;
 mod gateway;
 mod lifecycle;
 mod orders;
+mod scale_out;
 mod users;

@@ -37,10 +37,15 @@ impl KvSpec {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         match text.trim() {
             "" | "embedded" => Ok(Self::Embedded),
-            url if url.starts_with("redis://") || url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            url if url.starts_with("redis://")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://") =>
+            {
                 Ok(Self::Url(url.to_string()))
             }
-            other => bail!("key-value backend: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"),
+            other => bail!(
+                "key-value backend: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"
+            ),
         }
     }
 }
@@ -101,7 +106,8 @@ impl App {
     }
 
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
-        let kv = KvSpec::parse(file.porto.kv.as_deref().unwrap_or_default()).context("x-porto.kv")?;
+        let kv =
+            KvSpec::parse(file.porto.kv.as_deref().unwrap_or_default()).context("x-porto.kv")?;
         let kv_pool_size = file.porto.kv_pool_size.unwrap_or(DEFAULT_KV_POOL_SIZE);
         if kv_pool_size == 0 {
             bail!("x-porto.kv_pool_size must be at least 1");

@@ -33,7 +33,11 @@ pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Opens the backend a Compose file or `--kv` names: `embedded` (a redb
 /// file in `data_dir`), `redis://…` or `postgres://…`, each with an
 /// optional `?namespace=`.
-pub async fn connect(spec: &crate::app::KvSpec, data_dir: &Path, pool_size: usize) -> anyhow::Result<Arc<dyn KvBackend>> {
+pub async fn connect(
+    spec: &crate::app::KvSpec,
+    data_dir: &Path,
+    pool_size: usize,
+) -> anyhow::Result<Arc<dyn KvBackend>> {
     use crate::app::KvSpec;
     let url = match spec {
         KvSpec::Embedded => return Ok(Arc::new(embedded::Embedded::open(data_dir)?)),
@@ -44,7 +48,10 @@ pub async fn connect(spec: &crate::app::KvSpec, data_dir: &Path, pool_size: usiz
         let backend = redis::RedisBackend::connect(&driver_url, &namespace, pool_size)
             .with_context(|| format!("redis at {}", redact(&driver_url)))?;
         // Prove the server answers before porto says it is ready.
-        backend.exists("porto", "probe").await.with_context(|| format!("redis at {}", redact(&driver_url)))?;
+        backend
+            .exists("porto", "probe")
+            .await
+            .with_context(|| format!("redis at {}", redact(&driver_url)))?;
         Ok(Arc::new(backend))
     } else {
         let backend = postgres::PostgresBackend::connect(&driver_url, &namespace, pool_size)
@@ -175,7 +182,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://app:secret@db/x"), "postgres://app:***@db/x");
+        assert_eq!(
+            redact("postgres://app:secret@db/x"),
+            "postgres://app:***@db/x"
+        );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
     }

@@ -32,7 +32,11 @@ fn failed(err: impl std::fmt::Display) -> KvError {
 async fn deadline<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
     tokio::time::timeout(OP_TIMEOUT, op)
         .await
-        .unwrap_or_else(|_| Err(KvError::Unavailable(format!("postgres: no answer within {OP_TIMEOUT:?}"))))
+        .unwrap_or_else(|_| {
+            Err(KvError::Unavailable(format!(
+                "postgres: no answer within {OP_TIMEOUT:?}"
+            )))
+        })
 }
 
 impl PostgresBackend {
@@ -76,7 +80,12 @@ impl PostgresBackend {
         match client.batch_execute(&ddl).await {
             Ok(()) => Ok(()),
             // Two hosts creating the table at once: the other one won.
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) || e.code() == Some(&SqlState::DUPLICATE_TABLE) => Ok(()),
+            Err(e)
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                    || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -91,7 +100,10 @@ impl PostgresBackend {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>, KvError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql.replace("{t}", &self.table)).await.map_err(failed)?;
+        let statement = client
+            .prepare_cached(&sql.replace("{t}", &self.table))
+            .await
+            .map_err(failed)?;
         client.query_opt(&statement, params).await.map_err(failed)
     }
 
@@ -101,13 +113,23 @@ impl PostgresBackend {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, KvError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql.replace("{t}", &self.table)).await.map_err(failed)?;
+        let statement = client
+            .prepare_cached(&sql.replace("{t}", &self.table))
+            .await
+            .map_err(failed)?;
         client.query(&statement, params).await.map_err(failed)
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<u64, KvError> {
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, KvError> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(&sql.replace("{t}", &self.table)).await.map_err(failed)?;
+        let statement = client
+            .prepare_cached(&sql.replace("{t}", &self.table))
+            .await
+            .map_err(failed)?;
         client.execute(&statement, params).await.map_err(failed)
     }
 }
@@ -121,7 +143,10 @@ impl KvBackend for PostgresBackend {
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         deadline(async {
             let row = self
-                .query_opt("SELECT value FROM {t} WHERE bucket = $1 AND key = $2", &[&bucket.as_bytes(), &key.as_bytes()])
+                .query_opt(
+                    "SELECT value FROM {t} WHERE bucket = $1 AND key = $2",
+                    &[&bucket.as_bytes(), &key.as_bytes()],
+                )
                 .await?;
             Ok(row.map(|r| r.get(0)))
         })
@@ -142,9 +167,12 @@ impl KvBackend for PostgresBackend {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
         deadline(async {
-            self.execute("DELETE FROM {t} WHERE bucket = $1 AND key = $2", &[&bucket.as_bytes(), &key.as_bytes()])
-                .await
-                .map(|_| ())
+            self.execute(
+                "DELETE FROM {t} WHERE bucket = $1 AND key = $2",
+                &[&bucket.as_bytes(), &key.as_bytes()],
+            )
+            .await
+            .map(|_| ())
         })
         .await
     }
@@ -230,18 +258,28 @@ impl KvBackend for PostgresBackend {
         .await
     }
 
-    async fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         deadline(async {
             let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
             let rows = self
-                .query("SELECT key, value FROM {t} WHERE bucket = $1 AND key = ANY($2)", &[&bucket.as_bytes(), &wanted])
+                .query(
+                    "SELECT key, value FROM {t} WHERE bucket = $1 AND key = ANY($2)",
+                    &[&bucket.as_bytes(), &wanted],
+                )
                 .await?;
             let found: std::collections::HashMap<Vec<u8>, Vec<u8>> =
                 rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-            Ok(keys.iter().map(|k| found.get(k.as_bytes()).cloned()).collect())
+            Ok(keys
+                .iter()
+                .map(|k| found.get(k.as_bytes()).cloned())
+                .collect())
         })
         .await
     }
@@ -270,9 +308,12 @@ impl KvBackend for PostgresBackend {
         }
         deadline(async {
             let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-            self.execute("DELETE FROM {t} WHERE bucket = $1 AND key = ANY($2)", &[&bucket.as_bytes(), &keys])
-                .await
-                .map(|_| ())
+            self.execute(
+                "DELETE FROM {t} WHERE bucket = $1 AND key = ANY($2)",
+                &[&bucket.as_bytes(), &keys],
+            )
+            .await
+            .map(|_| ())
         })
         .await
     }
@@ -285,16 +326,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conforms() {
         let namespace = format!("t{}_{}", std::process::id(), crate::kv::unique_suffix());
-        let store = super::PostgresBackend::connect("postgres://postgres@127.0.0.1:5432/test", &namespace, 8)
-            .await
-            .expect("connect to the test database");
+        let store = super::PostgresBackend::connect(
+            "postgres://postgres@127.0.0.1:5432/test",
+            &namespace,
+            8,
+        )
+        .await
+        .expect("connect to the test database");
         crate::kv::conformance::run_all(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn an_unreachable_server_fails_fast() {
         let started = std::time::Instant::now();
-        let result = super::PostgresBackend::connect("postgres://postgres@127.0.0.1:1/test", "x", 2).await;
+        let result =
+            super::PostgresBackend::connect("postgres://postgres@127.0.0.1:1/test", "x", 2).await;
         assert!(result.is_err());
         assert!(started.elapsed() < super::OP_TIMEOUT + std::time::Duration::from_secs(1));
     }

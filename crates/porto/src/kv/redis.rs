@@ -60,7 +60,10 @@ impl RedisBackend {
     }
 
     async fn connection(&self) -> Result<deadpool_redis::Connection, KvError> {
-        self.pool.get().await.map_err(|e| KvError::Unavailable(format!("redis: {e}")))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| KvError::Unavailable(format!("redis: {e}")))
     }
 }
 
@@ -71,7 +74,11 @@ fn failed(err: redis::RedisError) -> KvError {
 async fn deadline<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
     tokio::time::timeout(OP_TIMEOUT, op)
         .await
-        .unwrap_or_else(|_| Err(KvError::Unavailable(format!("redis: no answer within {OP_TIMEOUT:?}"))))
+        .unwrap_or_else(|_| {
+            Err(KvError::Unavailable(format!(
+                "redis: no answer within {OP_TIMEOUT:?}"
+            )))
+        })
 }
 
 #[async_trait]
@@ -81,12 +88,24 @@ impl KvBackend for RedisBackend {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        deadline(async { self.connection().await?.hget(self.hash(bucket), key).await.map_err(failed) }).await
+        deadline(async {
+            self.connection()
+                .await?
+                .hget(self.hash(bucket), key)
+                .await
+                .map_err(failed)
+        })
+        .await
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
         deadline(async {
-            let _: i64 = self.connection().await?.hset(self.hash(bucket), key, value).await.map_err(failed)?;
+            let _: i64 = self
+                .connection()
+                .await?
+                .hset(self.hash(bucket), key, value)
+                .await
+                .map_err(failed)?;
             Ok(())
         })
         .await
@@ -94,14 +113,26 @@ impl KvBackend for RedisBackend {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
         deadline(async {
-            let _: i64 = self.connection().await?.hdel(self.hash(bucket), key).await.map_err(failed)?;
+            let _: i64 = self
+                .connection()
+                .await?
+                .hdel(self.hash(bucket), key)
+                .await
+                .map_err(failed)?;
             Ok(())
         })
         .await
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
-        deadline(async { self.connection().await?.hexists(self.hash(bucket), key).await.map_err(failed) }).await
+        deadline(async {
+            self.connection()
+                .await?
+                .hexists(self.hash(bucket), key)
+                .await
+                .map_err(failed)
+        })
+        .await
     }
 
     async fn list_keys(&self, bucket: &str, cursor: Option<String>) -> Result<KeyPage, KvError> {
@@ -130,14 +161,21 @@ impl KvBackend for RedisBackend {
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         deadline(async {
-            let result: Result<i64, redis::RedisError> =
-                self.connection().await?.hincr(self.hash(bucket), key, delta).await;
+            let result: Result<i64, redis::RedisError> = self
+                .connection()
+                .await?
+                .hincr(self.hash(bucket), key, delta)
+                .await;
             result.map_err(|e| {
                 let text = e.to_string();
                 if text.contains("not an integer") {
-                    KvError::NotACounter { key: key.to_string() }
+                    KvError::NotACounter {
+                        key: key.to_string(),
+                    }
                 } else if text.contains("overflow") {
-                    KvError::Overflow { key: key.to_string() }
+                    KvError::Overflow {
+                        key: key.to_string(),
+                    }
                 } else {
                     failed(e)
                 }
@@ -169,7 +207,11 @@ impl KvBackend for RedisBackend {
         .await
     }
 
-    async fn get_many(&self, bucket: &str, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    async fn get_many(
+        &self,
+        bucket: &str,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -205,7 +247,12 @@ impl KvBackend for RedisBackend {
             return Ok(());
         }
         deadline(async {
-            let _: i64 = self.connection().await?.hdel(self.hash(bucket), keys).await.map_err(failed)?;
+            let _: i64 = self
+                .connection()
+                .await?
+                .hdel(self.hash(bucket), keys)
+                .await
+                .map_err(failed)?;
             Ok(())
         })
         .await
@@ -234,7 +281,9 @@ mod tests {
         // Nothing listens on port 1.
         let store = super::RedisBackend::connect("redis://127.0.0.1:1", "x", 2).expect("pool");
         let started = std::time::Instant::now();
-        let err = crate::kv::KvBackend::get(&store, "b", "k").await.expect_err("down");
+        let err = crate::kv::KvBackend::get(&store, "b", "k")
+            .await
+            .expect_err("down");
         assert!(matches!(err, crate::kv::KvError::Unavailable(_)), "{err}");
         assert!(started.elapsed() < super::OP_TIMEOUT + std::time::Duration::from_secs(1));
     }

@@ -22,7 +22,9 @@ pub fn split_namespace(url: &str) -> Result<(String, String), String> {
     let namespace = namespace.unwrap_or_else(|| "default".to_string());
     let valid = !namespace.is_empty()
         && namespace.len() <= 40
-        && namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !valid {
         return Err(format!("namespace {namespace:?}: use 1 to 40 of [a-z0-9_]"));
     }
@@ -40,8 +42,14 @@ mod tests {
 
     #[test]
     fn namespace_is_taken_out() {
-        assert_eq!(split_namespace("redis://h:6379"), Ok(("redis://h:6379".into(), "default".into())));
-        assert_eq!(split_namespace("redis://h/?namespace=shop"), Ok(("redis://h/".into(), "shop".into())));
+        assert_eq!(
+            split_namespace("redis://h:6379"),
+            Ok(("redis://h:6379".into(), "default".into()))
+        );
+        assert_eq!(
+            split_namespace("redis://h/?namespace=shop"),
+            Ok(("redis://h/".into(), "shop".into()))
+        );
         assert_eq!(
             split_namespace("postgres://a@h/db?sslmode=disable&namespace=t_1"),
             Ok(("postgres://a@h/db?sslmode=disable".into(), "t_1".into()))
@@ -50,7 +58,11 @@ mod tests {
 
     #[test]
     fn odd_namespaces_are_refused() {
-        for bad in ["redis://h/?namespace=", "redis://h/?namespace=A", "redis://h/?namespace=a;drop"] {
+        for bad in [
+            "redis://h/?namespace=",
+            "redis://h/?namespace=A",
+            "redis://h/?namespace=a;drop",
+        ] {
             assert!(split_namespace(bad).is_err(), "{bad}");
         }
     }

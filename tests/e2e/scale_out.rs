@@ -1,0 +1,235 @@
+//! Several porto hosts over one Redis or PostgreSQL store, and outages of
+//! that store. Uses the servers this machine runs (Redis on 6379,
+//! PostgreSQL on 5432 with database `test`); each test works in a
+//! namespace of its own.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::{Client, Porto};
+
+fn namespace() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("e2e_{}_{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn redis_url() -> String {
+    format!("redis://127.0.0.1:6379/?namespace={}", namespace())
+}
+
+fn postgres_url() -> String {
+    format!(
+        "postgres://postgres@127.0.0.1:5432/test?namespace={}",
+        namespace()
+    )
+}
+
+/// Users and orders written through one host are read through the other;
+/// concurrent creates through both never share an id or an email.
+fn two_hosts_share_one_truth(kv: &str) {
+    let a = Porto::start_with_kv(kv);
+    let b = Porto::start_with_kv(kv);
+    let (api_a, api_b) = (a.gateway(), b.gateway());
+
+    let user = api_a.post_json(
+        "/api/users",
+        &json!({"name": "Shared Sam", "email": "sam@example.com"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let user = user.json();
+    assert_eq!(
+        api_b.get(&format!("/api/users/{}", user["id"])).json(),
+        user
+    );
+    let order = api_b.post_json("/api/orders", &json!({"user_id": user["id"], "items": [{"sku": "S", "quantity": 1, "unit_price_cents": 5}]}));
+    assert_eq!(order.status, 201, "{}", order.body);
+    assert_eq!(
+        api_a
+            .get(&format!("/api/orders/{}", order.json()["id"]))
+            .json(),
+        order.json()
+    );
+    assert_eq!(
+        api_a.get("/api/users").json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "seeded once"
+    );
+
+    let hosts = [api_a.clone(), api_b.clone()];
+    let ids: Vec<u64> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let api = hosts[i % 2].clone();
+                scope.spawn(move || {
+                    let r = api.post_json(
+                        "/api/users",
+                        &json!({"name": format!("P{i}"), "email": format!("p{i}@example.com")}),
+                    );
+                    assert_eq!(r.status, 201, "{}", r.body);
+                    r.json()["id"].as_u64().expect("id")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        ids.len(),
+        "duplicate ids: {ids:?}"
+    );
+
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let api = hosts[i % 2].clone();
+                scope.spawn(move || {
+                    api.post_json(
+                        "/api/users",
+                        &json!({"name": "Twin", "email": "twin@example.com"}),
+                    )
+                    .status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        11,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn two_hosts_over_redis_share_one_truth() {
+    two_hosts_share_one_truth(&redis_url());
+}
+
+#[test]
+fn two_hosts_over_postgres_share_one_truth() {
+    two_hosts_share_one_truth(&postgres_url());
+}
+
+/// A Redis server of this test's own, on a spare port.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn store_outage_is_a_fast_503_and_service_resumes() {
+    let mut redis = OwnRedis::start();
+    let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
+    let api = porto.gateway();
+    let users = Client::new(porto.url("user-service"));
+    assert_eq!(api.get("/api/users/1").status, 200);
+
+    redis.stop();
+    let started = Instant::now();
+    let down = api.get("/api/users/1");
+    assert_eq!(
+        (down.status, down.error_code().as_str()),
+        (503, "store_unavailable"),
+        "{}",
+        down.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(users.get("/healthz").status, 503);
+    let health = api.get("/healthz");
+    assert_eq!(health.status, 503);
+    assert_eq!(
+        health.json()["error"]["details"]["upstreams"]["user-service"],
+        "unavailable"
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = api.get("/api/users/1");
+        if r.status == 200 {
+            // A fresh Redis: the store was seeded again.
+            assert_eq!(r.json()["name"], "Alice Johnson");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {}",
+            r.body
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(users.get("/healthz").status, 200);
+}
