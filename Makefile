@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit
 
-.PHONY: setup up build test lint unit e2e sizes bench
+.PHONY: setup up build test lint unit e2e sizes bench bench-kv
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -42,3 +42,7 @@ sizes:
 ## Load benchmark: requests/s and latency through porto (see bench/README.md).
 bench: setup
 	bench/http-load
+
+## The same load on the embedded, Redis and PostgreSQL backends, side by side.
+bench-kv: setup
+	bench/kv-backends

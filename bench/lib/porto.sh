@@ -1,0 +1,56 @@
+# Shared by the benchmark scripts: build porto, start and stop it.
+# shellcheck shell=bash
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/porto/target}
+
+ensure_wrk() {
+  if ! command -v wrk >/dev/null; then
+    echo "bench: installing wrk (Debian package)"
+    (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+  fi
+}
+
+build_porto() {
+  cargo build --quiet -p porto
+  PORTO="$CARGO_TARGET_DIR/debug/porto"
+}
+
+# start_porto WORKDIR [porto up flags…]: starts porto on free ports and
+# waits for `ready`; sets PORTO_PID and PORTO_OUT.
+start_porto() {
+  local work=$1
+  shift
+  PORTO_OUT="$work/porto.out"
+  "$PORTO" up --ephemeral-ports --log warn --data "$work/data" --cache-dir .porto/cache "$@" >"$PORTO_OUT" 2>"$work/porto.err" &
+  PORTO_PID=$!
+  for _ in $(seq 1 600); do
+    grep -q '^porto: ready' "$PORTO_OUT" 2>/dev/null && return 0
+    kill -0 "$PORTO_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "bench: porto did not start" >&2
+  cat "$work/porto.err" >&2
+  return 1
+}
+
+stop_porto() {
+  kill "$PORTO_PID" 2>/dev/null || true
+  wait "$PORTO_PID" 2>/dev/null || true
+}
+
+url_of() {
+  awk -v s="$1" '$1 == s && $2 ~ /^http/ {print $2}' "$PORTO_OUT"
+}
+
+# wrk_run NAME URL [wrk flags…] → "NAME rps p50 p99 non2xx"
+wrk_run() {
+  local name=$1 url=$2
+  shift 2
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url" >"$WORK/wrk-$name"
+  awk -v name="$name" '
+    /Requests\/sec/ {rps=$2}
+    /^ +50%/ {p50=$2}
+    /^ +99%/ {p99=$2}
+    /Non-2xx/ {errors=$NF}
+    END {printf "%s %s %s %s %s\n", name, rps, p50, p99, (errors==""?0:errors)}' "$WORK/wrk-$name"
+}
