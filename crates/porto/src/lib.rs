@@ -16,6 +16,7 @@ pub mod compose;
 pub mod engine;
 pub mod guest_output;
 pub mod host;
+pub mod image;
 pub mod kv;
 pub mod outbound;
 pub mod runtime;

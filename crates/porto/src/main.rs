@@ -1,7 +1,7 @@
 //! The `porto` command line: parse flags, set up logging, run a command.
 
 use clap::{Parser, Subcommand};
-use porto::commands::{build, up};
+use porto::commands::{build, image, up};
 
 /// Run a Compose application of WebAssembly HTTP components, in one
 /// process, with no Docker.
@@ -31,6 +31,8 @@ enum Command {
     Up(up::UpArgs),
     /// Build every component and print its size and sha256 digest.
     Build(build::BuildArgs),
+    /// Build OCI images of components (for Docker, Kubernetes, registries).
+    Image(image::ImageArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(up::run(args))),
         Command::Build(args) => build::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod build;
+pub mod image;
 pub mod up;

@@ -1,0 +1,118 @@
+//! `porto image`: OCI images of components, without a Docker daemon.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use crate::app::App;
+use crate::components;
+use crate::image::layout::{self, Reference};
+use crate::image::{self, Form};
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build a byte-reproducible OCI image of a component.
+    ///
+    /// The image is what `docker buildx build --platform wasi/wasm` makes of
+    /// a `FROM scratch` + `COPY` + `ENTRYPOINT` Dockerfile: config `os: wasi`,
+    /// `architecture: wasm`, one uncompressed layer holding `/<name>.wasm`.
+    /// The same `.wasm` always gives the same manifest digest.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A service of the Compose file (built first if it has `build:`), or a
+    /// path to a `.wasm` file.
+    pub source: String,
+
+    /// The image name: `name[:tag]` or `registry/path[:tag]` (tag defaults to latest).
+    #[arg(short = 't', long = "tag")]
+    pub tag: String,
+
+    /// The Compose file naming the service.
+    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
+    pub file: PathBuf,
+
+    /// Also write the image here: a path ending in `.tar` gets a tarball for
+    /// `docker load -i`; any other path an OCI layout directory.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+
+    /// Build the CNCF Wasm OCI artifact form instead
+    /// (`application/vnd.wasm.config.v0+json` config, `application/wasm` layer).
+    #[arg(long)]
+    pub artifact: bool,
+
+    /// porto's local image store (an OCI layout directory).
+    #[arg(long, default_value = ".porto/images")]
+    pub store: PathBuf,
+}
+
+pub fn run(args: ImageArgs) -> anyhow::Result<()> {
+    match args.command {
+        ImageCommand::Build(args) => build(args),
+    }
+}
+
+fn build(args: BuildArgs) -> anyhow::Result<()> {
+    let reference = Reference::parse(&args.tag)?;
+    let (name, wasm) = if args.source.ends_with(".wasm") {
+        let path = Path::new(&args.source);
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("the .wasm path has no file name")?
+            .replace('_', "-");
+        (
+            name,
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+    } else {
+        let app = App::load(&args.file)?;
+        let spec = app.service(&args.source).with_context(|| {
+            format!(
+                "{} has no wasi/wasm service {:?}",
+                args.file.display(),
+                args.source
+            )
+        })?;
+        (spec.name.clone(), components::resolve(spec)?.wasm)
+    };
+    let form = if args.artifact {
+        Form::Artifact
+    } else {
+        Form::Scratch
+    };
+    let image = image::build(&name, &wasm, form)?;
+    layout::store(&args.store, &reference, &image)?;
+    if let Some(output) = &args.output {
+        let files = layout::files(&[(reference.clone(), &image)])?;
+        if output.extension().is_some_and(|e| e == "tar") {
+            let bytes = layout::archive(&[(reference.clone(), &image)])?;
+            std::fs::write(output, bytes)
+                .with_context(|| format!("writing {}", output.display()))?;
+        } else {
+            layout::write_dir(output, &files)?;
+        }
+    }
+    println!(
+        "{} {} ({} bytes of component, {} bytes of image){}",
+        reference.full(),
+        image.digest(),
+        wasm.len(),
+        image.size(),
+        args.output
+            .as_ref()
+            .map(|o| format!(" -> {}", o.display()))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
