@@ -94,6 +94,13 @@ impl Porto {
         Self::start_with(compose, dir, data, &[])
     }
 
+    /// `compose` on a fresh store, with more `porto up` flags.
+    pub fn start_with_flags(compose: &serde_yaml_ng::Value, flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_with(compose, dir, data, flags)
+    }
+
     /// The full stack on an existing store (to test persistence).
     pub fn restart_on(data: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -6,8 +6,10 @@
 mod harness;
 
 mod concurrency;
+mod deploy;
 mod errors;
 mod gateway;
+mod images;
 mod lifecycle;
 mod orders;
 mod scale_out;

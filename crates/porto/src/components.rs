@@ -1,13 +1,14 @@
 //! Where each service's component bytes come from: a cargo build, a
 //! `.wasm` file, or (not yet) an OCI image.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 use crate::app::{ComponentSource, ServiceSpec};
 use crate::builder;
 use crate::engine::wasm_digest;
+use crate::image::layout::{Reference, load_component};
 
 pub struct ComponentBytes {
     pub path: PathBuf,
@@ -15,8 +16,9 @@ pub struct ComponentBytes {
     pub digest: String,
 }
 
-/// Builds or reads the component of `spec`.
-pub fn resolve(spec: &ServiceSpec) -> anyhow::Result<ComponentBytes> {
+/// Builds or reads the component of `spec`; `image:` references are looked
+/// up in the local image store `images`.
+pub fn resolve(spec: &ServiceSpec, images: &Path) -> anyhow::Result<ComponentBytes> {
     let path = match &spec.source {
         ComponentSource::Cargo { dir } => {
             let built = builder::build(&spec.name, dir)?;
@@ -29,10 +31,18 @@ pub fn resolve(spec: &ServiceSpec) -> anyhow::Result<ComponentBytes> {
             built.wasm
         }
         ComponentSource::File(path) => path.clone(),
-        ComponentSource::Image(reference) => bail!(
-            "{}: image {reference:?} is an OCI reference; this porto runs components from `build:` or a local .wasm path",
-            spec.name
-        ),
+        ComponentSource::Image(reference) => {
+            let parsed =
+                Reference::parse(reference).with_context(|| format!("{}: image", spec.name))?;
+            let wasm = load_component(images, &parsed)
+                .with_context(|| format!("{}: image {reference}", spec.name))?;
+            let digest = wasm_digest(&wasm);
+            return Ok(ComponentBytes {
+                path: images.join(format!("{}@{}", parsed.full(), &digest[..12])),
+                wasm,
+                digest,
+            });
+        }
     };
     let wasm = std::fs::read(&path)
         .with_context(|| format!("{}: reading {}", spec.name, path.display()))?;

@@ -17,7 +17,7 @@ pub struct BuildArgs {
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let app = App::load(&args.file)?;
     for spec in &app.services {
-        let component = components::resolve(spec)?;
+        let component = components::resolve(spec, std::path::Path::new(".porto/images"))?;
         println!(
             "{:<16} {:>9} bytes  {:>7.1} KiB  sha256:{}  {}",
             spec.name,

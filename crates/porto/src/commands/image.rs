@@ -84,7 +84,10 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
                 args.source
             )
         })?;
-        (spec.name.clone(), components::resolve(spec)?.wasm)
+        (
+            spec.name.clone(),
+            components::resolve(spec, &args.store)?.wasm,
+        )
     };
     let form = if args.artifact {
         Form::Artifact

@@ -40,6 +40,11 @@ pub struct UpArgs {
     #[arg(long, value_name = "N")]
     pub kv_pool_size: Option<usize>,
 
+    /// porto's local image store, where `image:` references are looked up
+    /// (`porto image build` writes there).
+    #[arg(long, default_value = ".porto/images")]
+    pub images: PathBuf,
+
     /// Directory for compiled components, reused across runs.
     #[arg(long, default_value = ".porto/cache")]
     pub cache_dir: PathBuf,
@@ -77,7 +82,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let sources = app
         .services
         .iter()
-        .map(components::resolve)
+        .map(|spec| components::resolve(spec, &args.images))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let started = Instant::now();

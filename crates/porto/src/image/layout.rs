@@ -13,6 +13,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use sha2::Digest as _;
+
 use super::{Image, append_file, canonical_json};
 
 pub const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -203,6 +205,68 @@ pub fn store(dir: &Path, reference: &Reference, image: &Image) -> anyhow::Result
     write_atomically(&index_path, &index_bytes(entries)?)
 }
 
+/// The component of the image named `reference` in the OCI layout `dir`.
+pub fn load_component(dir: &Path, reference: &Reference) -> anyhow::Result<Vec<u8>> {
+    let index_path = dir.join("index.json");
+    let index: Index = serde_json::from_slice(
+        &std::fs::read(&index_path)
+            .with_context(|| format!("no image store at {}", dir.display()))?,
+    )
+    .with_context(|| format!("reading {}", index_path.display()))?;
+    let full = reference.full();
+    let entry = index
+        .manifests
+        .iter()
+        .find(|m| m["annotations"][CONTAINERD_NAME] == full.as_str())
+        .with_context(|| {
+            format!(
+                "no image {full} in {} (build it with `porto image build`)",
+                dir.display()
+            )
+        })?;
+    let read_blob = |digest: &str| -> anyhow::Result<Vec<u8>> {
+        let bytes = std::fs::read(dir.join(blob_path(digest)))
+            .with_context(|| format!("blob {digest} missing"))?;
+        let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
+        anyhow::ensure!(
+            actual == digest,
+            "blob {digest} is corrupt (its content hashes to {actual})"
+        );
+        Ok(bytes)
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&read_blob(
+        entry["digest"]
+            .as_str()
+            .context("index entry without digest")?,
+    )?)?;
+    let layers = manifest["layers"]
+        .as_array()
+        .context("manifest without layers")?;
+    anyhow::ensure!(
+        layers.len() == 1,
+        "{full}: expected one layer, found {}",
+        layers.len()
+    );
+    let layer = read_blob(
+        layers[0]["digest"]
+            .as_str()
+            .context("layer without digest")?,
+    )?;
+    if layers[0]["mediaType"] == super::WASM_LAYER_MEDIA_TYPE {
+        return Ok(layer);
+    }
+    let mut archive = tar::Archive::new(layer.as_slice());
+    for file in archive.entries()? {
+        let mut file = file?;
+        if file.path()?.extension().is_some_and(|e| e == "wasm") {
+            let mut wasm = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut wasm)?;
+            return Ok(wasm);
+        }
+    }
+    anyhow::bail!("{full}: the layer holds no .wasm file")
+}
+
 /// Writes `files` into `dir` as an OCI layout directory.
 pub fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
     for (path, bytes) in files {
@@ -358,5 +422,23 @@ mod tests {
                 .join(blob_path(&second.manifest.digest()))
                 .exists()
         );
+        assert_eq!(
+            load_component(dir.path(), &reference).expect("load"),
+            b"\0asm two"
+        );
+    }
+
+    #[test]
+    fn artifact_images_load_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reference = Reference::parse("art:1").expect("ref");
+        let image = build("art", b"\0asm artifact", Form::Artifact).expect("build");
+        store(dir.path(), &reference, &image).expect("store");
+        assert_eq!(
+            load_component(dir.path(), &reference).expect("load"),
+            b"\0asm artifact"
+        );
+        let missing = load_component(dir.path(), &Reference::parse("art:2").expect("ref"));
+        assert!(format!("{:#}", missing.expect_err("absent")).contains("porto image build"));
     }
 }

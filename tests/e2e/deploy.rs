@@ -1,0 +1,225 @@
+//! The deployment files are what Docker and Kubernetes would accept.
+//!
+//! No daemon or cluster runs here, so their structure is checked the way
+//! `kubectl apply --dry-run=client` and `docker compose config` would:
+//! required fields, cross-references (selectors, RuntimeClass, named
+//! ports, service URLs), and the exact `FROM scratch` Dockerfile shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Deserialize as _;
+use serde_yaml_ng::Value;
+
+use crate::harness::repo_root;
+
+const SERVICES: [&str; 3] = ["api-gateway", "user-service", "order-service"];
+
+fn deploy() -> PathBuf {
+    repo_root().join("deploy")
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+#[test]
+fn dockerfiles_are_from_scratch_with_only_the_component() {
+    for service in SERVICES {
+        let path = deploy().join(format!("docker/{service}.Dockerfile"));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let instructions: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        let artifact = service.replace('-', "_");
+        assert_eq!(
+            instructions,
+            vec![
+                "FROM scratch".to_string(),
+                format!("COPY target/wasm32-wasip2/release/{artifact}.wasm /{service}.wasm"),
+                format!("ENTRYPOINT [\"/{service}.wasm\"]"),
+            ],
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn docker_compose_file_describes_the_wasm_stack() {
+    let path = deploy().join("compose.docker.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let file = porto::compose::parse(&text).expect("porto reads it");
+    let app = porto::app::App::from_compose(file, &deploy()).expect("valid Compose");
+    let names: BTreeSet<&str> = app.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, SERVICES.into_iter().collect());
+
+    let doc: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    for service in SERVICES {
+        let s = &doc["services"][service];
+        assert_eq!(s["platform"], "wasi/wasm", "{service}");
+        assert_eq!(s["runtime"], "io.containerd.wasmtime.v1", "{service}");
+        assert_eq!(s["networks"][0], "microservices", "{service}");
+        let dockerfile = s["build"]["dockerfile"].as_str().expect("dockerfile");
+        let context = s["build"]["context"].as_str().expect("context");
+        assert!(
+            deploy().join(context).join(dockerfile).is_file(),
+            "{service}: {dockerfile} missing"
+        );
+    }
+    for backing in ["postgres", "redis"] {
+        assert_eq!(
+            doc["services"][backing]["profiles"][0], "scale",
+            "{backing}"
+        );
+    }
+    assert!(doc["networks"]["microservices"].is_mapping());
+    // Every service URL names a service of this file.
+    for service in &app.services {
+        for (key, value) in &service.env {
+            if let Some(rest) = key
+                .ends_with("_URL")
+                .then(|| value.strip_prefix("http://"))
+                .flatten()
+            {
+                let host = rest.split([':', '/']).next().unwrap_or_default();
+                assert!(
+                    names.contains(host),
+                    "{}: {key}={value} names no service",
+                    service.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn kubernetes_manifests_hang_together() {
+    let mut docs = Vec::new();
+    for entry in std::fs::read_dir(deploy().join("k8s")).expect("deploy/k8s") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                let value =
+                    Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if !value.is_null() {
+                    docs.push(value);
+                }
+            }
+        }
+    }
+    let of_kind = |kind: &str| {
+        docs.iter()
+            .filter(move |d| d["kind"] == kind)
+            .collect::<Vec<_>>()
+    };
+    for doc in &docs {
+        let name = doc["metadata"]["name"].as_str().expect("metadata.name");
+        assert!(is_dns_label(name), "{name}");
+        assert!(doc["apiVersion"].is_string(), "{name}: apiVersion");
+    }
+
+    let runtime_classes: BTreeMap<&str, &Value> = of_kind("RuntimeClass")
+        .into_iter()
+        .map(|rc| (rc["metadata"]["name"].as_str().unwrap_or_default(), rc))
+        .collect();
+    assert!(!runtime_classes.is_empty());
+    for rc in runtime_classes.values() {
+        assert_eq!(rc["apiVersion"], "node.k8s.io/v1");
+        assert!(rc["handler"].as_str().is_some_and(is_dns_label), "handler");
+    }
+
+    let deployments = of_kind("Deployment");
+    let services = of_kind("Service");
+    let service_names: BTreeSet<&str> = services
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(deployments.len(), SERVICES.len());
+    for deployment in &deployments {
+        let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
+        assert_eq!(deployment["apiVersion"], "apps/v1", "{name}");
+        let template = &deployment["spec"]["template"];
+        let labels = template["metadata"]["labels"]
+            .as_mapping()
+            .expect("template labels");
+        for (k, v) in deployment["spec"]["selector"]["matchLabels"]
+            .as_mapping()
+            .expect("matchLabels")
+        {
+            assert_eq!(
+                labels.get(k),
+                Some(v),
+                "{name}: selector does not match the template"
+            );
+        }
+        let runtime = template["spec"]["runtimeClassName"]
+            .as_str()
+            .expect("runtimeClassName");
+        assert!(
+            runtime_classes.contains_key(runtime),
+            "{name}: unknown RuntimeClass {runtime}"
+        );
+        let containers = template["spec"]["containers"]
+            .as_sequence()
+            .expect("containers");
+        assert_eq!(containers.len(), 1, "{name}: one component per pod");
+        let container = &containers[0];
+        assert!(
+            container["image"]
+                .as_str()
+                .is_some_and(|i| i.contains(name)),
+            "{name}: image"
+        );
+        for env in container["env"].as_sequence().into_iter().flatten() {
+            if let Some(url) = env["value"]
+                .as_str()
+                .and_then(|v| v.strip_prefix("http://"))
+            {
+                let host = url.split([':', '/']).next().unwrap_or_default();
+                assert!(
+                    service_names.contains(host),
+                    "{name}: {url} names no Service"
+                );
+            }
+        }
+        // The Service for this Deployment selects its pods and targets a named port.
+        let service = services
+            .iter()
+            .find(|s| s["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{name} has no Service"));
+        for (k, v) in service["spec"]["selector"].as_mapping().expect("selector") {
+            assert_eq!(
+                labels.get(k),
+                Some(v),
+                "{name}: Service selector misses the pods"
+            );
+        }
+        let port_names: BTreeSet<&str> = container["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for port in service["spec"]["ports"]
+            .as_sequence()
+            .expect("service ports")
+        {
+            let target = port["targetPort"].as_str().expect("named targetPort");
+            assert!(
+                port_names.contains(target),
+                "{name}: targetPort {target} is not a container port"
+            );
+        }
+    }
+}
