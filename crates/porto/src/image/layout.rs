@@ -289,28 +289,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{Form, build};
+    use crate::image::{Form, build, tar_entries};
     use sha2::{Digest, Sha256};
-    use std::io::Read;
-
-    fn entries(tar_bytes: &[u8]) -> Vec<(String, tar::Header, Vec<u8>)> {
-        let mut archive = tar::Archive::new(tar_bytes);
-        archive
-            .entries()
-            .expect("entries")
-            .map(|e| {
-                let mut e = e.expect("entry");
-                let header = e.header().clone();
-                let mut contents = Vec::new();
-                e.read_to_end(&mut contents).expect("read");
-                (
-                    e.path().expect("path").display().to_string(),
-                    header,
-                    contents,
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn references_normalise_like_docker() {
@@ -340,7 +320,7 @@ mod tests {
         let image = build("user-service", b"\0asm component", Form::Scratch).expect("build");
         let reference = Reference::parse("user-service:1.0").expect("ref");
         let tar_bytes = archive(&[(reference, &image)]).expect("archive");
-        let entries = entries(&tar_bytes);
+        let entries = tar_entries(&tar_bytes);
         let names: Vec<&str> = entries.iter().map(|(p, _, _)| p.as_str()).collect();
         for required in [
             "oci-layout",

@@ -199,6 +199,23 @@ pub fn canonical_json<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(&sort(serde_json::to_value(value)?))?)
 }
 
+/// `(path, header, contents)` of every entry of a tar, for tests.
+#[cfg(test)]
+pub(crate) fn tar_entries(bytes: &[u8]) -> Vec<(String, tar::Header, Vec<u8>)> {
+    let mut archive = tar::Archive::new(bytes);
+    let entries = archive.entries().expect("tar entries");
+    entries
+        .map(|entry| {
+            let mut entry = entry.expect("tar entry");
+            let header = entry.header().clone();
+            let mut contents = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut contents).expect("tar read");
+            let path = entry.path().expect("tar path").display().to_string();
+            (path, header, contents)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,22 +266,7 @@ mod tests {
     #[test]
     fn layer_holds_only_the_component_with_fixed_metadata() {
         let image = build("order-service", WASM, Form::Scratch).expect("build");
-        let mut archive = tar::Archive::new(image.layers[0].bytes.as_slice());
-        let entries: Vec<_> = archive
-            .entries()
-            .expect("entries")
-            .map(|e| {
-                let mut e = e.expect("entry");
-                let header = e.header().clone();
-                let mut contents = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut contents).expect("read");
-                (
-                    e.path().expect("path").display().to_string(),
-                    header,
-                    contents,
-                )
-            })
-            .collect();
+        let entries = tar_entries(&image.layers[0].bytes);
         assert_eq!(entries.len(), 1);
         let (path, header, contents) = &entries[0];
         assert_eq!(path, "order-service.wasm");
