@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use crate::app::App;
 use crate::components;
 use crate::image::layout::{self, Reference};
+use crate::image::registry::Registry;
 use crate::image::{self, Form};
 
 #[derive(Debug, Args)]
@@ -25,6 +26,27 @@ pub enum ImageCommand {
     /// `architecture: wasm`, one uncompressed layer holding `/<name>.wasm`.
     /// The same `.wasm` always gives the same manifest digest.
     Build(BuildArgs),
+    /// Push an image of the local store to its registry.
+    ///
+    /// The manifest goes up as the exact bytes `porto image build` made, so
+    /// the registry holds it under the same digest.
+    Push(TransferArgs),
+    /// Pull an image from its registry into the local store.
+    Pull(TransferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// The image, e.g. `127.0.0.1:5000/shop/user-service:1.0`.
+    pub reference: String,
+
+    /// porto's local image store (an OCI layout directory).
+    #[arg(long, default_value = ".porto/images")]
+    pub store: PathBuf,
+
+    /// Talk plain HTTP to this image's registry (a registry on loopback).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -59,7 +81,45 @@ pub struct BuildArgs {
 pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     match args.command {
         ImageCommand::Build(args) => build(args),
+        ImageCommand::Push(args) => transfer(args, Direction::Push),
+        ImageCommand::Pull(args) => transfer(args, Direction::Pull),
     }
+}
+
+enum Direction {
+    Push,
+    Pull,
+}
+
+fn transfer(args: TransferArgs, direction: Direction) -> anyhow::Result<()> {
+    let reference = Reference::parse(&args.reference)?;
+    let insecure = if args.insecure {
+        vec![Registry::host_of(&reference)]
+    } else {
+        Vec::new()
+    };
+    let registry = Registry::new(insecure);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match direction {
+        Direction::Push => {
+            let image = layout::read_image(&args.store, &reference)?;
+            let digest = runtime.block_on(registry.push(&reference, &image))?;
+            println!("pushed {} {digest}", reference.full());
+        }
+        Direction::Pull => {
+            let image = runtime.block_on(registry.pull(&reference))?;
+            layout::store(&args.store, &reference, &image)?;
+            println!(
+                "pulled {} {} -> {}",
+                reference.full(),
+                image.digest(),
+                args.store.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<()> {

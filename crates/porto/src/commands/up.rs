@@ -13,8 +13,10 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use tokio::net::TcpListener;
 
-use crate::app::{App, KvSpec};
+use crate::app::{App, ComponentSource, KvSpec};
 use crate::engine::{self, CacheOutcome};
+use crate::image::layout::{self, Reference};
+use crate::image::registry::Registry;
 use crate::kv;
 use crate::runtime::{self, Runtime, ServiceRuntime};
 use crate::{components, server, shutdown};
@@ -45,6 +47,11 @@ pub struct UpArgs {
     #[arg(long, default_value = ".porto/images")]
     pub images: PathBuf,
 
+    /// Pull `image:` references missing from the local store over plain
+    /// HTTP (a registry on loopback); without it, pulls use HTTPS.
+    #[arg(long)]
+    pub registry_insecure: bool,
+
     /// Directory for compiled components, reused across runs.
     #[arg(long, default_value = ".porto/cache")]
     pub cache_dir: PathBuf,
@@ -63,6 +70,37 @@ pub struct UpArgs {
     pub drain_timeout: u64,
 }
 
+/// Pulls every `image:` the local store does not have yet.
+async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
+    for spec in &app.services {
+        let ComponentSource::Image(text) = &spec.source else {
+            continue;
+        };
+        let reference = Reference::parse(text).with_context(|| format!("{}: image", spec.name))?;
+        if layout::contains(&args.images, &reference) {
+            continue;
+        }
+        let insecure = if args.registry_insecure {
+            vec![Registry::host_of(&reference)]
+        } else {
+            Vec::new()
+        };
+        eprintln!("porto: pulling {} for {}", reference.full(), spec.name);
+        let image = Registry::new(insecure)
+            .pull(&reference)
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: image {text} is not in {} and could not be pulled",
+                    spec.name,
+                    args.images.display()
+                )
+            })?;
+        layout::store(&args.images, &reference, &image)?;
+    }
+    Ok(())
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut app = App::load(&args.file)?;
     if let Some(kv) = &args.kv {
@@ -79,6 +117,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let kv = kv::connect(&app.kv, &args.data, app.kv_pool_size).await?;
 
+    pull_missing_images(&app, &args).await?;
     let sources = app
         .services
         .iter()

@@ -205,57 +205,98 @@ pub fn store(dir: &Path, reference: &Reference, image: &Image) -> anyhow::Result
     write_atomically(&index_path, &index_bytes(entries)?)
 }
 
-/// The component of the image named `reference` in the OCI layout `dir`.
-pub fn load_component(dir: &Path, reference: &Reference) -> anyhow::Result<Vec<u8>> {
+/// Whether the OCI layout `dir` holds an image named `reference`.
+pub fn contains(dir: &Path, reference: &Reference) -> bool {
+    read_index(dir).is_ok_and(|index| find_entry(&index, reference).is_some())
+}
+
+fn read_index(dir: &Path) -> anyhow::Result<Index> {
     let index_path = dir.join("index.json");
-    let index: Index = serde_json::from_slice(
-        &std::fs::read(&index_path)
-            .with_context(|| format!("no image store at {}", dir.display()))?,
-    )
-    .with_context(|| format!("reading {}", index_path.display()))?;
+    let bytes = std::fs::read(&index_path)
+        .with_context(|| format!("no image store at {}", dir.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", index_path.display()))
+}
+
+fn find_entry<'a>(index: &'a Index, reference: &Reference) -> Option<&'a serde_json::Value> {
     let full = reference.full();
-    let entry = index
+    index
         .manifests
         .iter()
         .find(|m| m["annotations"][CONTAINERD_NAME] == full.as_str())
-        .with_context(|| {
-            format!(
-                "no image {full} in {} (build it with `porto image build`)",
-                dir.display()
-            )
-        })?;
-    let read_blob = |digest: &str| -> anyhow::Result<Vec<u8>> {
-        let bytes = std::fs::read(dir.join(blob_path(digest)))
-            .with_context(|| format!("blob {digest} missing"))?;
-        let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
-        anyhow::ensure!(
-            actual == digest,
-            "blob {digest} is corrupt (its content hashes to {actual})"
-        );
-        Ok(bytes)
-    };
-    let manifest: serde_json::Value = serde_json::from_slice(&read_blob(
-        entry["digest"]
-            .as_str()
-            .context("index entry without digest")?,
-    )?)?;
-    let layers = manifest["layers"]
-        .as_array()
-        .context("manifest without layers")?;
+}
+
+/// Reads a blob and checks it is what its digest says.
+fn read_blob(dir: &Path, digest: &str, media_type: &str) -> anyhow::Result<super::Blob> {
+    let bytes = std::fs::read(dir.join(blob_path(digest)))
+        .with_context(|| format!("blob {digest} missing"))?;
+    let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
     anyhow::ensure!(
-        layers.len() == 1,
-        "{full}: expected one layer, found {}",
-        layers.len()
+        actual == digest,
+        "blob {digest} is corrupt (its content hashes to {actual})"
     );
-    let layer = read_blob(
-        layers[0]["digest"]
-            .as_str()
-            .context("layer without digest")?,
-    )?;
-    if layers[0]["mediaType"] == super::WASM_LAYER_MEDIA_TYPE {
-        return Ok(layer);
+    Ok(super::Blob {
+        media_type: oci_spec::image::MediaType::from(media_type),
+        bytes,
+    })
+}
+
+/// The image named `reference` in the OCI layout `dir`.
+pub fn read_image(dir: &Path, reference: &Reference) -> anyhow::Result<Image> {
+    let index = read_index(dir)?;
+    let full = reference.full();
+    let entry = find_entry(&index, reference).with_context(|| {
+        format!(
+            "no image {full} in {} (build it with `porto image build`)",
+            dir.display()
+        )
+    })?;
+    let digest = entry["digest"]
+        .as_str()
+        .context("index entry without digest")?;
+    let manifest = read_blob(dir, digest, "application/vnd.oci.image.manifest.v1+json")?;
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes)?;
+    let descriptor = |d: &serde_json::Value| -> anyhow::Result<super::Blob> {
+        read_blob(
+            dir,
+            d["digest"].as_str().context("descriptor without digest")?,
+            d["mediaType"]
+                .as_str()
+                .context("descriptor without mediaType")?,
+        )
+    };
+    let config = descriptor(&parsed["config"])?;
+    let layers = parsed["layers"]
+        .as_array()
+        .context("manifest without layers")?
+        .iter()
+        .map(descriptor)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Image {
+        manifest,
+        config,
+        layers,
+    })
+}
+
+/// The component of the image named `reference` in the OCI layout `dir`.
+pub fn load_component(dir: &Path, reference: &Reference) -> anyhow::Result<Vec<u8>> {
+    let image = read_image(dir, reference)?;
+    component_of(&image).with_context(|| reference.full())
+}
+
+/// The `.wasm` an image carries: its `application/wasm` layer, or the one
+/// `.wasm` file of its tar layer.
+pub fn component_of(image: &Image) -> anyhow::Result<Vec<u8>> {
+    anyhow::ensure!(
+        image.layers.len() == 1,
+        "expected one layer, found {}",
+        image.layers.len()
+    );
+    let layer = &image.layers[0];
+    if layer.media_type.to_string() == super::WASM_LAYER_MEDIA_TYPE {
+        return Ok(layer.bytes.clone());
     }
-    let mut archive = tar::Archive::new(layer.as_slice());
+    let mut archive = tar::Archive::new(layer.bytes.as_slice());
     for file in archive.entries()? {
         let mut file = file?;
         if file.path()?.extension().is_some_and(|e| e == "wasm") {
@@ -264,7 +305,7 @@ pub fn load_component(dir: &Path, reference: &Reference) -> anyhow::Result<Vec<u
             return Ok(wasm);
         }
     }
-    anyhow::bail!("{full}: the layer holds no .wasm file")
+    anyhow::bail!("the layer holds no .wasm file")
 }
 
 /// Writes `files` into `dir` as an OCI layout directory.

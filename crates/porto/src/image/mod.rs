@@ -15,6 +15,7 @@
 //! the manifest, so the manifest digest depends on the wasm bytes alone.
 
 pub mod layout;
+pub mod registry;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder,
