@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit
 
-.PHONY: setup up build test lint unit e2e sizes bench bench-kv
+.PHONY: setup up build images test lint unit e2e sizes bench bench-kv
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -19,6 +19,13 @@ up: setup
 ## Build the three components and print their sizes and digests.
 build: setup
 	$(CARGO) run -p porto -- build
+
+## OCI images of the three components: into porto's local store, and as
+## `docker load` tarballs in .porto/<service>.tar.
+images: setup
+	for s in api-gateway user-service order-service; do \
+	  $(CARGO) run --quiet -p porto -- image build $$s -t $$s:latest -o .porto/$$s.tar || exit 1; \
+	done
 
 ## Everything CI runs: formatting, lints (native and wasm), all tests, sizes.
 test: setup lint unit sizes

@@ -223,3 +223,86 @@ fn kubernetes_manifests_hang_together() {
         }
     }
 }
+
+#[test]
+fn ci_workflow_runs_only_commands_that_exist() {
+    let path = repo_root().join(".github/workflows/build-wasm.yml");
+    let text = std::fs::read_to_string(&path).expect("read workflow");
+    let workflow: Value = serde_yaml_ng::from_str(&text).expect("workflow is YAML");
+    assert!(
+        workflow["on"]["push"]["branches"]
+            .as_sequence()
+            .is_some_and(|b| b.contains(&"main".into()))
+    );
+    let job = &workflow["jobs"]["component"];
+    let matrix: BTreeSet<&str> = job["strategy"]["matrix"]["service"]
+        .as_sequence()
+        .expect("matrix over services")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(matrix, SERVICES.into_iter().collect());
+
+    let workspace = std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("Cargo.toml");
+    let packages: BTreeSet<String> = SERVICES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["service-kit".to_string(), "porto".to_string()])
+        .collect();
+    for package in &packages {
+        assert!(
+            workspace.contains(package.as_str()),
+            "{package} is not a workspace member"
+        );
+    }
+    let porto_help = |args: &[&str]| {
+        let out = std::process::Command::new(crate::harness::PORTO)
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("porto");
+        out.status.success()
+    };
+    let runs: Vec<&str> = job["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
+    assert!(
+        runs.iter().any(|r| r.contains("image push")),
+        "the workflow pushes images"
+    );
+    for run in runs {
+        for line in run.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            // Each matrix entry runs the same line with its own service.
+            let line = line.replace("${{ matrix.service }}", "api-gateway");
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[0] {
+                "rustup" => assert!(
+                    line.contains("wasm32-wasip2") || words[1] == "default",
+                    "{line}"
+                ),
+                "cargo" => {
+                    for (i, word) in words.iter().enumerate() {
+                        if *word == "-p" {
+                            let package =
+                                words[i + 1].replace("${{ matrix.service }}", "api-gateway");
+                            assert!(packages.contains(&package), "{line}: no package {package}");
+                        }
+                    }
+                    if let Some(at) = words.iter().position(|w| *w == "--") {
+                        let subcommand: Vec<&str> =
+                            words[at + 1..].iter().take(2).copied().collect();
+                        assert!(
+                            porto_help(&subcommand),
+                            "{line}: porto has no `{}`",
+                            subcommand.join(" ")
+                        );
+                    }
+                }
+                other => panic!("{line}: unexpected command {other}"),
+            }
+        }
+    }
+}
