@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
-GUESTS := -p api-gateway -p user-service -p order-service -p service-kit
+GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
 .PHONY: setup up build images test lint unit e2e sizes bench bench-kv
 

@@ -11,6 +11,7 @@ mod errors;
 mod gateway;
 mod images;
 mod lifecycle;
+mod limits;
 mod orders;
 mod scale_out;
 mod users;

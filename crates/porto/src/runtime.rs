@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -134,8 +134,20 @@ impl Runtime {
         let timeout = service.spec.request_timeout;
         let mut store = Store::new(&self.engine, Host::new(self, service, request_id));
         store.limiter(|host| &mut host.limits);
-        store.set_epoch_deadline(ticks(timeout));
-        store.epoch_deadline_trap();
+        // Every tick a running guest yields to tokio, so a guest that never
+        // awaits (an infinite loop) cannot hold a worker thread; once its
+        // time is up it traps.
+        let allowed = ticks(timeout);
+        let mut used = 0u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            used += 1;
+            Ok(if used >= allowed {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -164,21 +176,23 @@ impl Runtime {
             ))),
             Ok(Err(_)) => {
                 // The guest ended without a response: find out why.
-                let why = match task.await {
-                    Ok(Ok(())) => "returned without setting a response".to_string(),
-                    Ok(Err(trap)) => format!("trapped: {trap:?}"),
-                    Err(join) => format!("instance task failed: {join}"),
-                };
-                Err(Failure::internal(why))
+                match task.await {
+                    Ok(Ok(())) => Err(Failure::internal(
+                        "returned without setting a response".into(),
+                    )),
+                    Ok(Err(trap))
+                        if trap.downcast_ref::<wasmtime::Trap>()
+                            == Some(&wasmtime::Trap::Interrupt) =>
+                    {
+                        Err(Failure::timeout(timeout))
+                    }
+                    Ok(Err(trap)) => Err(Failure::internal(format!("trapped: {trap:?}"))),
+                    Err(join) => Err(Failure::internal(format!("instance task failed: {join}"))),
+                }
             }
             Err(_) => {
                 task.abort();
-                Err(Failure {
-                    status: 504,
-                    code: "timeout",
-                    message: "The service did not answer in time.",
-                    log: format!("no response within {timeout:?}"),
-                })
+                Err(Failure::timeout(timeout))
             }
         }
     }
@@ -198,6 +212,15 @@ impl Failure {
             code: "internal_error",
             message: "The service failed while handling this request.",
             log,
+        }
+    }
+
+    fn timeout(limit: std::time::Duration) -> Self {
+        Self {
+            status: 504,
+            code: "timeout",
+            message: "The service did not answer in time.",
+            log: format!("no response within {limit:?}"),
         }
     }
 

@@ -1,0 +1,117 @@
+//! A guest that loops, hogs memory, traps, panics or stalls is contained:
+//! its client gets a JSON error, and every other request is unaffected.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Client, Porto, fixtures};
+
+/// Long enough that the control request below is surely served first.
+const TIMEOUT_MS: u64 = 1500;
+
+fn fixture_stack() -> Porto {
+    let mut services = serde_yaml_ng::Mapping::new();
+    for name in ["spin", "hog", "trap", "panic", "sleep", "ok"] {
+        let path = fixtures()
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture {name} not built"));
+        let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16}}}}",
+            path.display()
+        ))
+        .expect("yaml");
+        services.insert(name.into(), service);
+    }
+    let mut compose = serde_yaml_ng::Mapping::new();
+    compose.insert("services".into(), services.into());
+    Porto::start(&compose.into())
+}
+
+fn client(porto: &Porto, name: &str) -> Client {
+    Client::new(porto.url(name))
+}
+
+#[test]
+fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
+    let porto = fixture_stack();
+    let spin = client(&porto, "spin");
+    let ok = client(&porto, "ok");
+    thread::scope(|scope| {
+        let spinning: Vec<_> = (0..2)
+            .map(|_| {
+                let spin = spin.clone();
+                scope.spawn(move || {
+                    let reply = spin.get("/");
+                    (reply, Instant::now())
+                })
+            })
+            .collect();
+        // Both cores are busy with looping guests; the control must still be
+        // served, not queued behind them until they time out.
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(ok.get("/").status, 200);
+        let control_done = Instant::now();
+        for handle in spinning {
+            let (reply, done) = handle.join().expect("thread");
+            assert_eq!(
+                (reply.status, reply.error_code().as_str()),
+                (504, "timeout"),
+                "{}",
+                reply.body
+            );
+            assert!(
+                control_done < done,
+                "the control waited for the looping guests"
+            );
+        }
+    });
+    assert_eq!(ok.get("/").status, 200);
+}
+
+#[test]
+fn unbounded_allocation_traps_with_500() {
+    let porto = fixture_stack();
+    let reply = client(&porto, "hog").get("/");
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (500, "internal_error"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.header("x-request-id").is_some());
+    assert_eq!(client(&porto, "ok").get("/").status, 200);
+}
+
+#[test]
+fn traps_and_panics_are_500_json() {
+    let porto = fixture_stack();
+    for name in ["trap", "panic"] {
+        let reply = client(&porto, name).get("/");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (500, "internal_error"),
+            "{name}: {}",
+            reply.body
+        );
+        assert!(
+            !reply.body.contains("wasm"),
+            "{name}: internal detail leaked: {}",
+            reply.body
+        );
+    }
+    assert_eq!(client(&porto, "ok").get("/").status, 200);
+}
+
+#[test]
+fn a_stalled_guest_times_out_with_504() {
+    let porto = fixture_stack();
+    let started = Instant::now();
+    let reply = client(&porto, "sleep").get("/");
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (504, "timeout"),
+        "{}",
+        reply.body
+    );
+    assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 5));
+}
