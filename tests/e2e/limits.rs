@@ -11,12 +11,17 @@ const TIMEOUT_MS: u64 = 1500;
 
 fn fixture_stack() -> Porto {
     let mut services = serde_yaml_ng::Mapping::new();
-    for name in ["spin", "hog", "trap", "panic", "sleep", "ok"] {
+    for name in ["spin", "hog", "trap", "panic", "sleep", "slow", "ok"] {
         let path = fixtures()
             .get(name)
             .unwrap_or_else(|| panic!("fixture {name} not built"));
+        let extra = match name {
+            "sleep" => ", max_concurrency: 2",
+            "ok" => ", max_body_bytes: 1024",
+            _ => "",
+        };
         let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16}}}}",
+            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16{extra}}}}}",
             path.display()
         ))
         .expect("yaml");
@@ -114,4 +119,82 @@ fn a_stalled_guest_times_out_with_504() {
         reply.body
     );
     assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 5));
+}
+
+#[test]
+fn excess_concurrency_is_503_with_retry_after_not_a_queue() {
+    let porto = fixture_stack();
+    let sleep = client(&porto, "sleep");
+    thread::scope(|scope| {
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let sleep = sleep.clone();
+                scope.spawn(move || sleep.get("/"))
+            })
+            .collect();
+        // Give both a moment to take the two slots, then ask for a third.
+        thread::sleep(Duration::from_millis(300));
+        let refused = sleep.get("/");
+        assert_eq!(refused.status, 503, "{}", refused.body);
+        assert_eq!(refused.error_code(), "overloaded");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        for handle in held {
+            assert_eq!(handle.join().expect("thread").status, 504);
+        }
+    });
+    assert_eq!(client(&porto, "ok").get("/").status, 200);
+}
+
+#[test]
+fn porto_limits_bodies_and_headers_at_its_edge() {
+    let porto = fixture_stack();
+    let ok = client(&porto, "ok");
+    let body = "x".repeat(2048);
+    let reply = ok.send(
+        "POST",
+        "/",
+        &[("content-type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (413, "payload_too_large")
+    );
+    let huge = "h".repeat(40 * 1024);
+    let reply = ok.send("GET", "/", &[("x-huge", &huge)], None);
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (431, "headers_too_large")
+    );
+    assert_eq!(ok.get("/").status, 200);
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_and_exits_0() {
+    let mut porto = fixture_stack();
+    let slow = client(&porto, "slow");
+    let address = porto.url("slow").trim_start_matches("http://").to_string();
+    thread::scope(|scope| {
+        let in_flight: Vec<_> = (0..3)
+            .map(|_| {
+                let slow = slow.clone();
+                scope.spawn(move || slow.get("/"))
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(100));
+        let status = porto.stop();
+        assert!(status.success(), "exit status {status:?}");
+        for handle in in_flight {
+            let reply = handle.join().expect("thread");
+            assert_eq!(
+                reply.status, 200,
+                "an in-flight request was dropped: {}",
+                reply.body
+            );
+        }
+    });
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "still accepting after shutdown"
+    );
 }

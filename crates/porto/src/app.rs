@@ -17,6 +17,10 @@ use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
 pub const WASM_PLATFORM: &str = "wasi/wasm";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
+/// Per service; three services at the default stay inside the engine's
+/// pool of 1,000 instances.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct App {
@@ -69,6 +73,8 @@ pub struct ServiceSpec {
     pub buckets: BTreeSet<String>,
     pub request_timeout: Duration,
     pub max_memory_bytes: u64,
+    pub max_concurrency: usize,
+    pub max_body_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +220,11 @@ fn service_spec(
             .map(Duration::from_millis)
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         max_memory_bytes: ext.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) * 1024 * 1024,
+        max_concurrency: ext
+            .max_concurrency
+            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
+            .max(1),
+        max_body_bytes: ext.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
     })
 }
 

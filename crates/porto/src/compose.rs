@@ -120,6 +120,10 @@ pub struct ServiceExtension {
     pub allow_hosts: Vec<String>,
     pub request_timeout_ms: Option<u64>,
     pub max_memory_mib: Option<u64>,
+    /// Instances of this service running at once; more requests get 503.
+    pub max_concurrency: Option<usize>,
+    /// Largest request body porto accepts for this service (413 beyond).
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Scalar {

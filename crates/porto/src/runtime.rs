@@ -28,6 +28,9 @@ use crate::kv::KvBackend;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The largest request line plus headers a guest is given.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 pub struct ServiceRuntime {
     pub name: Arc<str>,
     pub spec: ServiceSpec,
@@ -35,6 +38,8 @@ pub struct ServiceRuntime {
     pub buckets: Arc<BTreeSet<String>>,
     pre: ProxyPre<Host>,
     pub served: AtomicU64,
+    /// One permit per running instance; none left means 503, never a queue.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 pub struct Runtime {
@@ -74,6 +79,7 @@ impl ServiceRuntime {
         Ok(Self {
             name: Arc::from(spec.name.as_str()),
             buckets: Arc::new(spec.buckets.clone()),
+            slots: Arc::new(tokio::sync::Semaphore::new(spec.max_concurrency)),
             spec,
             digest,
             pre,
@@ -112,6 +118,42 @@ impl Runtime {
     {
         service.served.fetch_add(1, Ordering::Relaxed);
         let request_id = ensure_request_id(&mut request);
+        let Ok(_slot) = service.slots.clone().try_acquire_owned() else {
+            tracing::warn!(service = %service.name, request_id, "at max_concurrency; refusing");
+            let mut response = error_response(
+                503,
+                "overloaded",
+                "The service is at capacity; retry shortly.",
+                &request_id,
+            );
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+            return response;
+        };
+        let head_bytes: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>()
+            + request.uri().to_string().len();
+        if head_bytes > MAX_HEAD_BYTES {
+            return error_response(
+                431,
+                "headers_too_large",
+                "The request headers are too large.",
+                &request_id,
+            );
+        }
+        if declared_length(&request).is_some_and(|n| n > service.spec.max_body_bytes) {
+            return error_response(
+                413,
+                "payload_too_large",
+                "The request body is too large.",
+                &request_id,
+            );
+        }
         match self.run_guest(service, request, &request_id).await {
             Ok(response) => response,
             Err(failure) => {
@@ -232,6 +274,17 @@ impl Failure {
             log,
         }
     }
+}
+
+fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn ticks(timeout: std::time::Duration) -> u64 {

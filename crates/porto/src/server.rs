@@ -17,6 +17,10 @@ use tokio::sync::watch;
 
 use crate::runtime::{Runtime, ServiceRuntime};
 
+/// hyper's read buffer: a bound on what one connection can make porto hold
+/// before the head is parsed (the head itself is limited in `runtime`).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 pub async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
@@ -45,6 +49,8 @@ pub async fn serve(
                 });
                 let connection = http1::Builder::new()
                     .keep_alive(true)
+                    // Request line and headers beyond this get 431.
+                    .max_buf_size(MAX_HEADER_BYTES)
                     .serve_connection(TokioIo::new(stream), handler);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
