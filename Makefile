@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
-.PHONY: setup up build images test lint unit e2e sizes bench bench-kv
+.PHONY: setup up build images test lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -27,8 +27,9 @@ images: setup
 	  $(CARGO) run --quiet -p porto -- image build $$s -t $$s:latest -o .porto/$$s.tar || exit 1; \
 	done
 
-## Everything CI runs: formatting, lints (native and wasm), all tests, sizes.
-test: setup lint unit sizes
+## Everything CI runs: formatting, lints (native and wasm), all tests
+## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak.
+test: setup lint unit sizes api-fuzz soak-ci
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -45,6 +46,17 @@ e2e:
 ## Fails if a release component is 1 MiB or more.
 sizes:
 	scripts/component-sizes
+
+## schemathesis against the running stack from openapi.yaml (EXAMPLES=n).
+api-fuzz:
+	tests/api-fuzz
+
+## Mixed load for DURATION seconds (default 300): zero errors, bounded RSS.
+soak:
+	bench/soak
+
+soak-ci:
+	DURATION=30 bench/soak
 
 ## Load benchmark: requests/s and latency through porto (see bench/README.md).
 bench: setup

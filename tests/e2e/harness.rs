@@ -326,6 +326,18 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Reply {
+        self.try_send(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Client::send`], with transport failures (a killed server) as `Err`.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<Reply, String> {
         let mut request = self
             .agent
             .request(method, &format!("{}{}", self.base, path));
@@ -338,7 +350,7 @@ impl Client {
         };
         let response = match result {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => return Err(e.to_string()),
         };
         let status = response.status();
         let headers = response
@@ -351,11 +363,11 @@ impl Client {
                 ))
             })
             .collect();
-        let body = response.into_string().unwrap_or_default();
-        Reply {
+        let body = response.into_string().map_err(|e| e.to_string())?;
+        Ok(Reply {
             status,
             headers,
             body,
-        }
+        })
     }
 }

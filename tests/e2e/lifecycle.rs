@@ -44,33 +44,6 @@ fn data_survives_a_restart() {
 }
 
 #[test]
-fn acknowledged_writes_survive_kill_9() {
-    let mut porto = Porto::start_default();
-    let api = porto.gateway();
-    let ids: Vec<u64> = (0..10)
-        .map(|i| {
-            let r = api.post_json(
-                "/api/users",
-                &json!({"name": format!("K{i}"), "email": format!("k{i}@example.com")}),
-            );
-            assert_eq!(r.status, 201, "{}", r.body);
-            r.json()["id"].as_u64().expect("id")
-        })
-        .collect();
-    porto.kill_hard();
-
-    let again = Porto::restart_on(&porto.data);
-    let api = again.gateway();
-    for id in ids {
-        assert_eq!(
-            api.get(&format!("/api/users/{id}")).status,
-            200,
-            "user {id} lost"
-        );
-    }
-}
-
-#[test]
 fn warm_start_uses_the_compile_cache() {
     drop(Porto::start_default());
     let second = Porto::start_default();

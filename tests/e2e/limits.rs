@@ -1,6 +1,7 @@
 //! A guest that loops, hogs memory, traps, panics or stalls is contained:
 //! its client gets a JSON error, and every other request is unaffected.
 
+use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,9 @@ const TIMEOUT_MS: u64 = 1500;
 
 fn fixture_stack() -> Porto {
     let mut services = serde_yaml_ng::Mapping::new();
-    for name in ["spin", "hog", "trap", "panic", "sleep", "slow", "ok"] {
+    for name in [
+        "spin", "hog", "trap", "panic", "sleep", "slow", "ok", "escape",
+    ] {
         let path = fixtures()
             .get(name)
             .unwrap_or_else(|| panic!("fixture {name} not built"));
@@ -166,7 +169,58 @@ fn porto_limits_bodies_and_headers_at_its_edge() {
         (reply.status, reply.error_code().as_str()),
         (431, "headers_too_large")
     );
+    // A streamed (chunked) body has no length to check up front.
+    let address = porto.url("ok").trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let chunk = "c".repeat(512);
+    let mut raw = String::from(
+        "POST / HTTP/1.1\r\nhost: ok\r\nconnection: close\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    for _ in 0..4 {
+        raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    raw.push_str("0\r\n\r\n");
+    stream.write_all(raw.as_bytes()).expect("write");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
     assert_eq!(ok.get("/").status, 200);
+}
+
+#[test]
+fn guests_cannot_reach_files_sockets_or_the_host_environment() {
+    let porto = fixture_stack();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let reply = client(&porto, "escape").get(&format!("/?port={port}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let outcomes = reply.json();
+    // No preopened directory: no path resolves. Sockets are refused by
+    // porto's WASI context, and name lookup is switched off.
+    for (attempt, why) in [
+        ("read_dir", "No such file"),
+        ("read_file", "No such file"),
+        ("write_file", "No such file"),
+        ("tcp_connect", "access-denied"),
+        ("udp_bind", "access-denied"),
+        ("name_lookup", "permanent-resolver-failure"),
+    ] {
+        let outcome = outcomes[attempt].as_str().unwrap_or_default();
+        assert!(
+            outcome.starts_with("denied") && outcome.contains(why),
+            "{attempt}: {outcome}"
+        );
+    }
+    assert_eq!(outcomes["environment"], "", "host environment leaked");
+    assert!(
+        listener.accept().is_err(),
+        "the guest's connection reached the listener"
+    );
 }
 
 #[test]

@@ -6,12 +6,14 @@
 mod harness;
 
 mod concurrency;
+mod crash;
 mod deploy;
 mod errors;
 mod gateway;
 mod images;
 mod lifecycle;
 mod limits;
+mod openapi;
 mod orders;
 mod scale_out;
 mod users;

@@ -147,13 +147,30 @@ impl Runtime {
             );
         }
         if declared_length(&request).is_some_and(|n| n > service.spec.max_body_bytes) {
-            return error_response(
+            // Refused unread: the client is told the connection ends here.
+            let mut response = error_response(
                 413,
                 "payload_too_large",
                 "The request body is too large.",
                 &request_id,
             );
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            return response;
         }
+        // The whole body is read before an instance exists: a slow client
+        // cannot hold an instance, and a guest that answers early (413 at
+        // its own limit) cannot leave the client writing into a closed
+        // connection.
+        let request = match read_body(request, service).await {
+            Ok(request) => request,
+            Err(refusal) => {
+                tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
+                return error_response(refusal.status, refusal.code, refusal.message, &request_id);
+            }
+        };
         match self.run_guest(service, request, &request_id).await {
             Ok(response) => response,
             Err(failure) => {
@@ -276,6 +293,43 @@ impl Failure {
     }
 }
 
+/// Reads `request`'s body up to the service's `max_body_bytes`, within its
+/// request timeout.
+async fn read_body<B>(
+    request: hyper::Request<B>,
+    service: &ServiceRuntime,
+) -> Result<hyper::Request<Full<Bytes>>, Failure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(service.spec.max_body_bytes).unwrap_or(usize::MAX);
+    let body = body.map_err(Into::<wasmtime_wasi_http::Error>::into);
+    let limited = http_body_util::Limited::new(body, limit);
+    let collected = tokio::time::timeout(service.spec.request_timeout, limited.collect())
+        .await
+        .map_err(|_| Failure {
+            status: 408,
+            code: "request_timeout",
+            message: "The request body did not arrive in time.",
+            log: "body not received within the request timeout".into(),
+        })?;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Failure {
+                status: 413,
+                code: "payload_too_large",
+                message: "The request body is too large.",
+                log: format!("body over {limit} bytes"),
+            });
+        }
+        Err(e) => return Err(Failure::bad_request(format!("reading the body: {e}"))),
+    };
+    Ok(hyper::Request::from_parts(parts, Full::new(bytes)))
+}
+
 fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {
     request
         .headers()
@@ -331,7 +385,14 @@ pub fn error_response(
     message: &str,
     request_id: &str,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    // A server-side failure names its request id so a client can quote
+    // the one log line that says what went wrong.
+    let body = if status >= 500 {
+        serde_json::json!({ "error": { "code": code, "message": message, "details": { "request_id": request_id } } })
+    } else {
+        serde_json::json!({ "error": { "code": code, "message": message } })
+    }
+    .to_string();
     let mut response = hyper::Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})

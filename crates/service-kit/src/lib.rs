@@ -21,6 +21,9 @@ pub mod routing;
 pub mod server;
 pub mod upstream;
 
+#[cfg(test)]
+mod proptests;
+
 pub use error::ApiError;
 pub use http::Method;
 pub use request::ApiRequest;

@@ -28,9 +28,24 @@ where
         if err.is_server_error() {
             eprintln!("request {id}: {method} {path} failed: {err}");
         }
-        err.into()
+        redact(err, id.as_str()).into()
     });
     with_request_id(response, id.as_str())
+}
+
+/// A 500's message may carry internal text (a serde error, a store
+/// reason): the log above keeps it, the client gets a fixed sentence and
+/// the request id to quote. Other errors are written for clients already.
+fn redact(err: ApiError, id: &str) -> ApiError {
+    if err.status != 500 {
+        return err;
+    }
+    ApiError {
+        message: "The service failed while handling this request.".into(),
+        details: None,
+        ..err
+    }
+    .with_detail("request_id", id)
 }
 
 fn with_request_id(mut response: ApiResponse, id: &str) -> ApiResponse {
@@ -170,6 +185,26 @@ mod tests {
         assert_eq!(resp.status, 404);
         assert_eq!(resp.header("x-request-id"), Some("rid-1"));
         assert_eq!(resp.header("content-type"), Some("application/json"));
+    }
+
+    #[test]
+    fn internal_error_text_stays_in_the_log() {
+        let mut req = ApiRequest::new(Method::GET, "/x");
+        req.request_id = crate::request_id::RequestId::parse("rid-9").expect("valid");
+        let resp = block_on(respond(req, |_| async {
+            Err::<ApiResponse, _>(ApiError::internal(
+                "record serialisation failed: key must be a string at line 1",
+            ))
+        }));
+        assert_eq!(resp.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).expect("json");
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert_eq!(
+            body["error"]["message"],
+            "The service failed while handling this request."
+        );
+        assert_eq!(body["error"]["details"]["request_id"], "rid-9");
+        assert!(!String::from_utf8_lossy(&resp.body).contains("serialisation"));
     }
 
     #[test]

@@ -9,6 +9,9 @@
 pub mod auth;
 pub mod routes;
 
+#[cfg(test)]
+mod proptests;
+
 use serde_json::{Value, json};
 use service_kit::headers::end_to_end;
 use service_kit::request_id::HEADER as REQUEST_ID;
@@ -21,6 +24,9 @@ use routes::Route;
 
 service_kit::export_service!(crate::handle);
 
+/// The public API's description, served at `GET /openapi.yaml`.
+const OPENAPI: &str = include_str!("../../../openapi.yaml");
+
 /// The composed route follows order pages up to this many orders.
 const MAX_COMPOSED_ORDERS: usize = 1_000;
 
@@ -29,6 +35,14 @@ pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
         Route::Health => {
             allow(&req.method, &[Method::GET])?;
             health(&req).await
+        }
+        Route::OpenApi => {
+            allow(&req.method, &[Method::GET])?;
+            Ok(ApiResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "application/yaml".into())],
+                body: OPENAPI.as_bytes().to_vec().into(),
+            })
         }
         Route::UserOrders(id) => {
             allow(&req.method, &[Method::GET])?;

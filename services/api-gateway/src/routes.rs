@@ -7,6 +7,7 @@
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route<'a> {
     Health,
+    OpenApi,
     UserOrders(&'a str),
     Forward {
         upstream: Upstream,
@@ -26,6 +27,7 @@ pub fn route<'a>(path: &'a str, query: Option<&str>) -> Route<'a> {
     let segments: Vec<&'a str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (upstream, rest) = match segments.as_slice() {
         ["healthz"] => return Route::Health,
+        ["openapi.yaml"] => return Route::OpenApi,
         ["api", "users", id, "orders"] => return Route::UserOrders(id),
         ["api", "users", rest @ ..] => (Upstream::Users, rest),
         ["api", "orders", rest @ ..] => (Upstream::Orders, rest),
@@ -114,5 +116,6 @@ mod tests {
     #[test]
     fn health() {
         assert_eq!(route("/healthz", None), Route::Health);
+        assert_eq!(route("/openapi.yaml", None), Route::OpenApi);
     }
 }

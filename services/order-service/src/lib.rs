@@ -7,6 +7,9 @@
 pub mod domain;
 pub mod store;
 
+#[cfg(test)]
+mod proptests;
+
 use service_kit::pagination::{Page, PageRequest};
 use service_kit::request_id::RequestId;
 use service_kit::routing::{allow, parse_id};

@@ -6,6 +6,9 @@
 pub mod domain;
 pub mod store;
 
+#[cfg(test)]
+mod proptests;
+
 use service_kit::pagination::{Page, PageRequest};
 use service_kit::routing::{allow, parse_id};
 use service_kit::{ApiError, ApiRequest, ApiResponse, Method};
