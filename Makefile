@@ -5,7 +5,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
-.PHONY: setup up build images test lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv
+.PHONY: setup up build images test test-tools lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -29,7 +29,11 @@ images: setup
 
 ## Everything CI runs: formatting, lints (native and wasm), all tests
 ## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak.
-test: setup lint unit sizes api-fuzz soak-ci
+test: setup test-tools lint unit sizes api-fuzz soak-ci
+
+## Debian packages the tests use (docker-registry, wrk), if missing.
+test-tools:
+	scripts/install-test-tools
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -150,7 +150,7 @@ impl OwnRegistry {
         const BINARY: &str = "/usr/bin/docker-registry";
         assert!(
             std::path::Path::new(BINARY).exists(),
-            "{BINARY} is missing: apt-get install docker-registry (.ci/run installs it)"
+            "{BINARY} is missing: `make test-tools` installs it"
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
