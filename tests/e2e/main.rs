@@ -13,6 +13,7 @@ mod gateway;
 mod images;
 mod lifecycle;
 mod limits;
+mod observability;
 mod openapi;
 mod orders;
 mod scale_out;

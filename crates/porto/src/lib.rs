@@ -8,6 +8,7 @@
 //! [`kv`] is its storage. [`compose`] and [`app`] read and validate the
 //! Compose file; [`builder`] and [`components`] produce the `.wasm` files.
 
+pub mod admin;
 pub mod app;
 pub mod builder;
 pub mod commands;
@@ -18,7 +19,9 @@ pub mod guest_output;
 pub mod host;
 pub mod image;
 pub mod kv;
+pub mod metrics;
 pub mod outbound;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
+pub mod stats;

@@ -1,7 +1,7 @@
 //! The `porto` command line: parse flags, set up logging, run a command.
 
 use clap::{Parser, Subcommand};
-use porto::commands::{build, image, up};
+use porto::commands::{build, image, ps, up};
 
 /// Run a Compose application of WebAssembly HTTP components, in one
 /// process, with no Docker.
@@ -16,6 +16,11 @@ struct Cli {
     /// Log filter, e.g. `info`, `porto=debug`, `guest=warn`.
     #[arg(long, env = "PORTO_LOG", default_value = "info", global = true)]
     log: String,
+
+    /// Log lines as human-readable text or as JSON objects (one per line,
+    /// with service and request_id fields), for log shippers.
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -33,16 +38,27 @@ enum Command {
     Build(build::BuildArgs),
     /// Build OCI images of components (for Docker, Kubernetes, registries).
     Image(image::ImageArgs),
+    /// List the services of a running porto: digest, URL, requests served,
+    /// error rate, p50/p99 latency, instances in flight.
+    Ps(ps::PsArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let result = match cli.command {
         Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -51,6 +67,7 @@ fn main() -> std::process::ExitCode {
             .and_then(|rt| rt.block_on(up::run(args))),
         Command::Build(args) => build::run(args),
         Command::Image(args) => image::run(args),
+        Command::Ps(args) => ps::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

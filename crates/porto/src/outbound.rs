@@ -44,6 +44,16 @@ impl Outbound {
     }
 
     fn deny(&self, target: &str, why: &'static str) -> Sent {
+        // Any host name a guest makes up would be a new label: only
+        // services are named.
+        let label = if self.runtime.service(target).is_some() {
+            target
+        } else {
+            "other"
+        };
+        self.runtime
+            .metrics
+            .outbound(&self.caller.name, label, "denied");
         tracing::warn!(
             service = %self.caller.name,
             request_id = %self.request_id,
@@ -82,6 +92,9 @@ impl WasiHttpHooks for Outbound {
             if !self.caller.spec.allowed_services.contains(&host) {
                 return self.deny(&host, "not in depends_on or x-porto.allow_services");
             }
+            self.runtime
+                .metrics
+                .outbound(&self.caller.name, &host, "in_process");
             let runtime = self.runtime.clone();
             return Box::new(async move {
                 let response = runtime.handle(&target, request).await;
@@ -93,9 +106,17 @@ impl WasiHttpHooks for Outbound {
         if !host_allowed(&self.caller.spec.allowed_hosts, &host, port) {
             return self.deny(&host, "not a service and not in x-porto.allow_hosts");
         }
+        let (metrics, caller) = (self.runtime.metrics.clone(), self.caller.name.clone());
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+            let outcome = if sent.is_ok() {
+                "network"
+            } else {
+                "network_error"
+            };
+            metrics.outbound(&caller, &host, outcome);
+            let (response, io) = sent?;
             let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
             Ok((response.map(BodyExt::boxed_unsync), io))
         })

@@ -25,6 +25,8 @@ use crate::app::ServiceSpec;
 use crate::engine::EPOCH_TICK;
 use crate::host::Host;
 use crate::kv::KvBackend;
+use crate::metrics::{InFlight, Metrics, ServiceLabels, route_class, snake_case};
+use crate::stats::ServiceStats;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -37,7 +39,7 @@ pub struct ServiceRuntime {
     pub digest: String,
     pub buckets: Arc<BTreeSet<String>>,
     pre: ProxyPre<Host>,
-    pub served: AtomicU64,
+    pub stats: ServiceStats,
     /// One permit per running instance; none left means 503, never a queue.
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -45,6 +47,7 @@ pub struct ServiceRuntime {
 pub struct Runtime {
     pub engine: Engine,
     pub kv: Arc<dyn KvBackend>,
+    pub metrics: Arc<Metrics>,
     services: HashMap<String, Arc<ServiceRuntime>>,
 }
 
@@ -83,16 +86,22 @@ impl ServiceRuntime {
             spec,
             digest,
             pre,
-            served: AtomicU64::new(0),
+            stats: ServiceStats::default(),
         })
     }
 }
 
 impl Runtime {
-    pub fn new(engine: Engine, kv: Arc<dyn KvBackend>, services: Vec<ServiceRuntime>) -> Self {
+    pub fn new(
+        engine: Engine,
+        kv: Arc<dyn KvBackend>,
+        metrics: Arc<Metrics>,
+        services: Vec<ServiceRuntime>,
+    ) -> Self {
         Self {
             engine,
             kv,
+            metrics,
             services: services
                 .into_iter()
                 .map(|s| (s.name.to_string(), Arc::new(s)))
@@ -104,10 +113,36 @@ impl Runtime {
         self.services.get(name).cloned()
     }
 
+    /// Every service, by name.
+    pub fn services(&self) -> Vec<Arc<ServiceRuntime>> {
+        let mut all: Vec<_> = self.services.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
     /// Runs one request through a fresh instance of `service`. Failures of
     /// the guest (trap, timeout, no response) become JSON errors here, so
     /// callers always get a response.
     pub async fn handle<B>(
+        self: &Arc<Self>,
+        service: &Arc<ServiceRuntime>,
+        request: hyper::Request<B>,
+    ) -> hyper::Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = std::time::Instant::now();
+        let route = route_class(request.method(), request.uri().path());
+        let response = self.answer(service, request).await;
+        let (status, took) = (response.status().as_u16(), started.elapsed());
+        service.stats.record(status, took);
+        self.metrics
+            .observe_request(&service.name, route, status, took);
+        response
+    }
+
+    async fn answer<B>(
         self: &Arc<Self>,
         service: &Arc<ServiceRuntime>,
         mut request: hyper::Request<B>,
@@ -116,7 +151,6 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        service.served.fetch_add(1, Ordering::Relaxed);
         let request_id = ensure_request_id(&mut request);
         let Ok(_slot) = service.slots.clone().try_acquire_owned() else {
             tracing::warn!(service = %service.name, request_id, "at max_concurrency; refusing");
@@ -220,37 +254,64 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(|e| Failure::internal(format!("response slot: {e:#}")))?;
         let pre = service.pre.clone();
+        let labels = ServiceLabels {
+            service: service.name.to_string(),
+        };
+        let instantiation = self.metrics.instantiation.get_or_create_owned(&labels);
+        let in_flight = self.metrics.in_flight.get_or_create_owned(&labels);
         let task = tokio::spawn(async move {
+            // Dropped when the instance is done or its task aborted.
+            let _in_flight = InFlight::enter(in_flight);
+            let started = std::time::Instant::now();
             let proxy = pre.instantiate_async(&mut store).await?;
+            instantiation.observe(started.elapsed().as_secs_f64());
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
         });
+        let failed = |kind: &str| self.metrics.guest_failure(&service.name, kind);
 
         match tokio::time::timeout(timeout, receiver).await {
             Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => Err(Failure::internal(format!(
-                "guest answered with an error: {code:?}"
-            ))),
+            Ok(Ok(Err(code))) => {
+                failed("error_response");
+                Err(Failure::internal(format!(
+                    "guest answered with an error: {code:?}"
+                )))
+            }
             Ok(Err(_)) => {
                 // The guest ended without a response: find out why.
                 match task.await {
-                    Ok(Ok(())) => Err(Failure::internal(
-                        "returned without setting a response".into(),
-                    )),
-                    Ok(Err(trap))
-                        if trap.downcast_ref::<wasmtime::Trap>()
-                            == Some(&wasmtime::Trap::Interrupt) =>
-                    {
-                        Err(Failure::timeout(timeout))
+                    Ok(Ok(())) => {
+                        failed("no_response");
+                        Err(Failure::internal(
+                            "returned without setting a response".into(),
+                        ))
                     }
-                    Ok(Err(trap)) => Err(Failure::internal(format!("trapped: {trap:?}"))),
-                    Err(join) => Err(Failure::internal(format!("instance task failed: {join}"))),
+                    Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
+                        Some(wasmtime::Trap::Interrupt) => {
+                            failed("timeout");
+                            Err(Failure::timeout(timeout))
+                        }
+                        Some(trap) => {
+                            failed(&snake_case(&format!("{trap:?}")));
+                            Err(Failure::internal(format!("trapped: {error:?}")))
+                        }
+                        None => {
+                            failed("host_error");
+                            Err(Failure::internal(format!("failed: {error:?}")))
+                        }
+                    },
+                    Err(join) => {
+                        failed("host_error");
+                        Err(Failure::internal(format!("instance task failed: {join}")))
+                    }
                 }
             }
             Err(_) => {
                 task.abort();
+                failed("timeout");
                 Err(Failure::timeout(timeout))
             }
         }

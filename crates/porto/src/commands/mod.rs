@@ -2,4 +2,5 @@
 
 pub mod build;
 pub mod image;
+pub mod ps;
 pub mod up;

@@ -4,6 +4,7 @@
 //! compiled, every listener bound, and only then does porto say it is
 //! ready. Any failure before that exits non-zero with nothing half-started.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +14,14 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use tokio::net::TcpListener;
 
+use crate::admin::{self, StackInfo};
 use crate::app::{App, ComponentSource, KvSpec};
 use crate::engine::{self, CacheOutcome};
 use crate::image::layout::{self, Reference};
 use crate::image::registry::Registry;
 use crate::kv;
+use crate::kv::metered::Metered;
+use crate::metrics::Metrics;
 use crate::runtime::{self, Runtime, ServiceRuntime};
 use crate::{components, server, shutdown};
 
@@ -68,6 +72,16 @@ pub struct UpArgs {
     /// How long in-flight requests may take to finish after Ctrl-C/SIGTERM.
     #[arg(long, default_value = "10", value_name = "SECONDS")]
     pub drain_timeout: u64,
+
+    /// Admin listener: `GET /metrics` (Prometheus), `GET /status` (JSON,
+    /// what `porto ps` shows) and `GET /` (a live page). With
+    /// --ephemeral-ports it takes a free port on the same address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+
+    /// Do not open the admin listener.
+    #[arg(long, conflicts_with = "admin")]
+    pub no_admin: bool,
 }
 
 /// Pulls every `image:` the local store does not have yet.
@@ -115,7 +129,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.file.display()
         );
     }
-    let kv = kv::connect(&app.kv, &args.data, app.kv_pool_size).await?;
+    let metrics = Arc::new(Metrics::new());
+    let kv = Metered::wrap(
+        kv::connect(&app.kv, &args.data, app.kv_pool_size).await?,
+        metrics.clone(),
+    );
 
     pull_missing_images(&app, &args).await?;
     let sources = app
@@ -148,7 +166,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             &linker,
         )?);
     }
-    let runtime = Arc::new(Runtime::new(engine.engine.clone(), kv, services));
+    let runtime = Arc::new(Runtime::new(engine.engine.clone(), kv, metrics, services));
 
     let mut listeners = Vec::new();
     for spec in &app.services {
@@ -169,19 +187,35 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
 
+    let admin = if args.no_admin {
+        None
+    } else {
+        let addr = if args.ephemeral_ports {
+            SocketAddr::new(args.admin.ip(), 0)
+        } else {
+            args.admin
+        };
+        Some(TcpListener::bind(addr).await.with_context(|| {
+            format!("admin: cannot listen on {addr} (--admin ADDR or --no-admin)")
+        })?)
+    };
+
+    let kv_description = match &app.kv {
+        KvSpec::Embedded => format!("embedded ({})", args.data.display()),
+        KvSpec::Url(url) => kv::redact(url),
+    };
     println!(
-        "porto: {} services, {} allocator, key-value store: {}",
+        "porto: {} services on {}, {} allocator, key-value store: {}",
         app.services.len(),
+        std::env::consts::ARCH,
         if engine.pooling {
             "pooling"
         } else {
             "on-demand"
         },
-        match &app.kv {
-            KvSpec::Embedded => format!("embedded ({})", args.data.display()),
-            KvSpec::Url(url) => kv::redact(url),
-        }
+        kv_description
     );
+    let mut published = BTreeMap::new();
     for ((spec, source), outcome) in app.services.iter().zip(&sources).zip(&cache_report) {
         let urls: Vec<String> = listeners
             .iter()
@@ -189,6 +223,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .filter_map(|(_, l)| l.local_addr().ok())
             .map(|a| format!("http://{a}"))
             .collect();
+        published.insert(spec.name.clone(), urls.clone());
         let reach = if urls.is_empty() {
             format!("internal only (http://{})", spec.name)
         } else {
@@ -217,14 +252,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             other.name
         );
     }
+    let stop = shutdown::on_signal();
+    let mut tasks = Vec::new();
+    if let Some(listener) = admin {
+        let addr = listener.local_addr()?;
+        println!("  {:<16} http://{addr}  /metrics /status /", "admin");
+        let info = Arc::new(StackInfo {
+            started,
+            kv: kv_description,
+            urls: published,
+        });
+        tasks.push(tokio::spawn(admin::serve(
+            listener,
+            runtime.clone(),
+            info,
+            stop.clone(),
+        )));
+    }
     println!(
         "porto: ready in {} ms; Ctrl-C to stop",
         started.elapsed().as_millis()
     );
 
-    let stop = shutdown::on_signal();
     let drain = Duration::from_secs(args.drain_timeout);
-    let mut tasks = Vec::new();
     for (name, listener) in listeners {
         let service = runtime
             .service(&name)

@@ -12,6 +12,7 @@ pub mod bindings;
 #[cfg(test)]
 mod conformance;
 pub mod embedded;
+pub mod metered;
 pub mod postgres;
 pub mod redis;
 pub mod url;

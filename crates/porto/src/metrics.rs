@@ -1,0 +1,342 @@
+//! What porto counts, in Prometheus' conventions (`prometheus-client`).
+//!
+//! One [`Metrics`] per process, shared by the runtime, the key-value
+//! backend and the outbound hook; the admin listener renders it. Label
+//! values are bounded: services and backends are fixed at start-up, and
+//! paths are reduced to a route class ([`route_class`]) with a cap on how
+//! many distinct classes a service may create, so a client probing random
+//! paths cannot grow the registry without bound.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Distinct route classes kept per service; later ones count as `other`.
+const MAX_ROUTES_PER_SERVICE: usize = 64;
+/// Path segments a route class keeps.
+const MAX_ROUTE_SEGMENTS: usize = 4;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub service: String,
+    pub route: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub service: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KvLabels {
+    pub backend: &'static str,
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboundLabels {
+    pub service: String,
+    pub target: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TrapLabels {
+    pub service: String,
+    pub kind: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: HistogramFamily<RouteLabels>,
+    pub in_flight: Family<ServiceLabels, Gauge>,
+    pub instantiation: HistogramFamily<ServiceLabels>,
+    pub kv_operations: Family<KvLabels, Counter>,
+    pub kv_errors: Family<KvLabels, Counter>,
+    pub outbound: Family<OutboundLabels, Counter>,
+    pub traps: Family<TrapLabels, Counter>,
+    routes: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~13 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+fn instantiation_histogram() -> Histogram {
+    // 1 µs to ~65 ms: instantiation from a pre-instantiated component is
+    // a few microseconds; anything in the milliseconds is worth seeing.
+    Histogram::new(exponential_buckets(0.000_001, 2.0, 17))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("porto");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by service, route class and status",
+            requests.clone(),
+        );
+        let request_duration: HistogramFamily<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to response head, by service and route class",
+            request_duration.clone(),
+        );
+        let in_flight = Family::<ServiceLabels, Gauge>::default();
+        registry.register(
+            "instances_in_flight",
+            "Instances handling a request right now",
+            in_flight.clone(),
+        );
+        let instantiation: HistogramFamily<ServiceLabels> =
+            Family::new_with_constructor(instantiation_histogram);
+        registry.register(
+            "instantiation_duration_seconds",
+            "Time to instantiate a service's component for one request",
+            instantiation.clone(),
+        );
+        let kv_operations = Family::<KvLabels, Counter>::default();
+        registry.register(
+            "kv_operations",
+            "Key-value operations, by backend and operation",
+            kv_operations.clone(),
+        );
+        let kv_errors = Family::<KvLabels, Counter>::default();
+        registry.register(
+            "kv_errors",
+            "Key-value operations that failed, by backend and operation",
+            kv_errors.clone(),
+        );
+        let outbound = Family::<OutboundLabels, Counter>::default();
+        registry.register(
+            "outbound_requests",
+            "Outgoing wasi:http requests, by calling service, target and outcome",
+            outbound.clone(),
+        );
+        let traps = Family::<TrapLabels, Counter>::default();
+        registry.register(
+            "guest_failures",
+            "Requests a guest did not answer: traps by kind, timeouts, missing responses",
+            traps.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            in_flight,
+            instantiation,
+            kv_operations,
+            kv_errors,
+            outbound,
+            traps,
+            routes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The OpenMetrics text exposition of everything above.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Counts one answered request.
+    pub fn observe_request(&self, service: &str, route: String, status: u16, took: Duration) {
+        let route = self.bounded_route(service, route);
+        self.requests
+            .get_or_create(&RequestLabels {
+                service: service.to_string(),
+                route: route.clone(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels {
+                service: service.to_string(),
+                route,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn guest_failure(&self, service: &str, kind: &str) {
+        self.traps
+            .get_or_create(&TrapLabels {
+                service: service.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn outbound(&self, service: &str, target: &str, outcome: &'static str) {
+        self.outbound
+            .get_or_create(&OutboundLabels {
+                service: service.to_string(),
+                target: target.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+
+    fn bounded_route(&self, service: &str, route: String) -> String {
+        let Ok(mut routes) = self.routes.lock() else {
+            return "other".into();
+        };
+        let seen = routes.entry(service.to_string()).or_default();
+        if seen.contains(&route) || seen.len() < MAX_ROUTES_PER_SERVICE {
+            seen.insert(route.clone());
+            route
+        } else {
+            "other".into()
+        }
+    }
+}
+
+/// Counts one running instance for as long as it lives.
+pub struct InFlight(Gauge);
+
+impl InFlight {
+    pub fn enter(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// `GET /users/7/orders?x=1` → `GET /users/:id/orders`: numeric segments
+/// become `:id`, other segments that do not look like a route name become
+/// `:x`, and only the first four segments count.
+pub fn route_class(method: &http::Method, path: &str) -> String {
+    let mut class = String::from(method.as_str());
+    class.push(' ');
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.is_empty() {
+        class.push('/');
+    }
+    for segment in segments.iter().take(MAX_ROUTE_SEGMENTS) {
+        class.push('/');
+        if segment.bytes().all(|b| b.is_ascii_digit()) {
+            class.push_str(":id");
+        } else if segment.len() <= 32
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || matches!(b, b'_' | b'-' | b'.'))
+        {
+            class.push_str(segment);
+        } else {
+            class.push_str(":x");
+        }
+    }
+    if segments.len() > MAX_ROUTE_SEGMENTS {
+        class.push_str("/…");
+    }
+    class
+}
+
+/// `UnreachableCodeReached` → `unreachable_code_reached`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    #[test]
+    fn route_classes_collapse_ids_and_odd_segments() {
+        assert_eq!(route_class(&Method::GET, "/"), "GET /");
+        assert_eq!(route_class(&Method::GET, "/users/7"), "GET /users/:id");
+        assert_eq!(
+            route_class(&Method::GET, "/api/users/12/orders"),
+            "GET /api/users/:id/orders"
+        );
+        assert_eq!(
+            route_class(&Method::POST, "/users/%00ABC"),
+            "POST /users/:x"
+        );
+        assert_eq!(route_class(&Method::GET, "/a/b/c/d/e"), "GET /a/b/c/d/…");
+        assert_eq!(
+            route_class(&Method::GET, "/openapi.yaml"),
+            "GET /openapi.yaml"
+        );
+    }
+
+    #[test]
+    fn route_classes_per_service_are_capped() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_ROUTES_PER_SERVICE + 10 {
+            let route = format!("GET /r{}", "a".repeat(i % 30 + 1) + &"b".repeat(i / 30));
+            metrics.observe_request("svc", route, 200, Duration::from_millis(1));
+        }
+        let text = metrics.render();
+        assert!(text.contains("route=\"other\""), "{text}");
+        let classes = text
+            .lines()
+            .filter(|l| l.starts_with("porto_requests_total{"))
+            .count();
+        assert_eq!(classes, MAX_ROUTES_PER_SERVICE + 1);
+    }
+
+    #[test]
+    fn renders_openmetrics_text() {
+        let metrics = Metrics::new();
+        metrics.observe_request(
+            "users",
+            "GET /users/:id".into(),
+            200,
+            Duration::from_micros(300),
+        );
+        metrics.guest_failure("users", &snake_case("UnreachableCodeReached"));
+        let text = metrics.render();
+        assert!(text.contains(
+            "porto_requests_total{service=\"users\",route=\"GET /users/:id\",status=\"200\"} 1"
+        ));
+        assert!(text.contains(
+            "porto_guest_failures_total{service=\"users\",kind=\"unreachable_code_reached\"} 1"
+        ));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

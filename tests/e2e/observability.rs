@@ -1,0 +1,257 @@
+//! Metrics, `/status`, `porto ps` and JSON logs, checked against traffic
+//! whose counts the test knows.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Client, PORTO, Porto, fixtures};
+
+/// `name{labels} value` lines of an OpenMetrics text, by `name{labels}`.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn scrape(porto: &Porto) -> HashMap<String, f64> {
+    let reply = Client::new(porto.url("admin")).get("/metrics");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        reply.headers
+    );
+    samples(&reply.body)
+}
+
+fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no sample {series}; have {:#?}", samples.keys()))
+}
+
+#[test]
+fn metrics_count_known_traffic() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for _ in 0..3 {
+        assert_eq!(api.get("/api/users/1").status, 200);
+    }
+    let created = api.post_json(
+        "/api/users",
+        &json!({"name": "Metric", "email": "metric@example.com"}),
+    );
+    assert_eq!(created.status, 201);
+    for _ in 0..2 {
+        assert_eq!(api.get("/api/nope").status, 404);
+    }
+
+    let m = scrape(&porto);
+    let requests = |service: &str, route: &str, status: u16| {
+        value(
+            &m,
+            &format!(
+                "porto_requests_total{{service=\"{service}\",route=\"{route}\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(requests("api-gateway", "GET /api/users/:id", 200), 3.0);
+    assert_eq!(requests("user-service", "GET /users/:id", 200), 3.0);
+    assert_eq!(requests("api-gateway", "POST /api/users", 201), 1.0);
+    assert_eq!(requests("user-service", "POST /users", 201), 1.0);
+    assert_eq!(requests("api-gateway", "GET /api/nope", 404), 2.0);
+    assert_eq!(
+        value(
+            &m,
+            "porto_outbound_requests_total{service=\"api-gateway\",target=\"user-service\",outcome=\"in_process\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "porto_request_duration_seconds_count{service=\"api-gateway\",route=\"GET /api/users/:id\"}"
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "porto_instantiation_duration_seconds_count{service=\"user-service\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(&m, "porto_instances_in_flight{service=\"api-gateway\"}"),
+        0.0
+    );
+    // The new user took an id and claimed an email; nothing failed.
+    assert!(
+        value(
+            &m,
+            "porto_kv_operations_total{backend=\"embedded\",operation=\"increment\"}"
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            &m,
+            "porto_kv_operations_total{backend=\"embedded\",operation=\"compare_and_swap\"}"
+        ) >= 1.0
+    );
+    let kv_errors: f64 = m
+        .iter()
+        .filter(|(series, _)| series.starts_with("porto_kv_errors_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(kv_errors, 0.0);
+}
+
+#[test]
+fn status_and_ps_report_every_service() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for _ in 0..5 {
+        assert_eq!(api.get("/api/users/2").status, 200);
+    }
+    let status = Client::new(porto.url("admin")).get("/status").json();
+    assert_eq!(status["arch"], std::env::consts::ARCH);
+    let services = status["services"].as_array().expect("services");
+    let names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["api-gateway", "order-service", "user-service"]);
+    let gateway = &services[0];
+    assert_eq!(gateway["served"], 5);
+    assert_eq!(gateway["server_errors"], 0);
+    assert_eq!(gateway["urls"][0].as_str(), Some(porto.url("api-gateway")));
+    assert!(gateway["digest"].as_str().is_some_and(|d| d.len() == 71));
+    assert!(gateway["p99_ms"].as_f64().is_some_and(|p| p > 0.0));
+    assert_eq!(services[1]["served"], 0);
+    assert_eq!(services[1]["p50_ms"], Value::Null);
+
+    let admin = porto.url("admin").trim_start_matches("http://").to_string();
+    let ps = Command::new(PORTO)
+        .args(["ps", "--admin", &admin])
+        .output()
+        .expect("porto ps");
+    assert!(ps.status.success());
+    let table = String::from_utf8_lossy(&ps.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("SERVICE"), "{table}");
+    let gateway_line = lines
+        .iter()
+        .find(|l| l.starts_with("api-gateway"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(gateway_line.contains(porto.url("api-gateway").trim_start_matches("http://")));
+    assert_eq!(gateway_line.split_whitespace().nth(3), Some("5"), "{table}");
+
+    let unreachable = Command::new(PORTO)
+        .args(["ps", "--admin", "127.0.0.1:9"])
+        .output()
+        .expect("porto ps");
+    assert!(!unreachable.status.success());
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("no porto answers"));
+}
+
+#[test]
+fn guest_failures_are_counted_by_kind() {
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+        "services: {{trap: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'}}}}}}",
+        fixtures()["trap"].display()
+    ))
+    .expect("yaml");
+    let porto = Porto::start(&compose);
+    for _ in 0..2 {
+        assert_eq!(Client::new(porto.url("trap")).get("/").status, 500);
+    }
+    let m = scrape(&porto);
+    assert_eq!(
+        value(
+            &m,
+            "porto_guest_failures_total{service=\"trap\",kind=\"unreachable_code_reached\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &m,
+            "porto_requests_total{service=\"trap\",route=\"GET /\",status=\"500\"}"
+        ),
+        2.0
+    );
+}
+
+#[test]
+fn json_logs_carry_service_and_request_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let compose = dir.path().join("compose.yaml");
+    std::fs::write(
+        &compose,
+        format!(
+            "services: {{panic: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'}}}}}}",
+            fixtures()["panic"].display()
+        ),
+    )
+    .expect("write");
+    let mut child = Command::new(PORTO)
+        .args([
+            "up",
+            "--ephemeral-ports",
+            "--no-admin",
+            "--log-format",
+            "json",
+            "-f",
+        ])
+        .arg(&compose)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("porto");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = stdout
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.next() == Some("panic")).then(|| fields.next().map(str::to_string))?
+        })
+        .expect("panic service URL");
+    // porto must be able to go on printing.
+    std::thread::spawn(move || for _ in stdout {});
+    let reply = Client::new(&url).send("GET", "/", &[("x-request-id", "json-log-1")], None);
+    assert_eq!(reply.status, 500);
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let events: Vec<Value> = stderr
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|_| Instant::now() < deadline)
+        .map(|line| {
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        })
+        .collect();
+    let guest_line = events
+        .iter()
+        .find(|e| {
+            e["target"] == "guest"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("panicked"))
+        })
+        .unwrap_or_else(|| panic!("no guest panic line in {events:#?}"));
+    assert_eq!(guest_line["service"], "panic");
+    assert_eq!(guest_line["request_id"], "json-log-1");
+    assert!(guest_line["level"].is_string() && guest_line["timestamp"].is_string());
+}
