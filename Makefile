@@ -31,7 +31,7 @@ images: setup
 ## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak.
 test: setup test-tools lint unit sizes api-fuzz soak-ci
 
-## Debian packages the tests use (docker-registry, wrk), if missing.
+## Debian packages the tests use (docker-registry, wrk, chromium), if missing.
 test-tools:
 	scripts/install-test-tools
 

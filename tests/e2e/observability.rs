@@ -255,3 +255,79 @@ fn json_logs_carry_service_and_request_id() {
     assert_eq!(guest_line["request_id"], "json-log-1");
     assert!(guest_line["level"].is_string() && guest_line["timestamp"].is_string());
 }
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The admin page as headless Chromium renders it after its scripts ran.
+fn rendered(url: &str) -> String {
+    assert!(
+        std::path::Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `make test-tools` installs it"
+    );
+    let profile = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            // Three polls of /status in virtual time.
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    assert!(output.status.success(), "chromium failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of `<td class="{class}">` in the row of `service`.
+fn cell(dom: &str, service: &str, class: &str) -> String {
+    let row_start = dom
+        .find(&format!("<tr id=\"svc-{service}\">"))
+        .unwrap_or_else(|| panic!("no row for {service} in {dom}"));
+    let row = &dom[row_start..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    let marker = format!("<td class=\"{class}\">");
+    let start = row
+        .find(&marker)
+        .map(|i| i + marker.len())
+        .unwrap_or_else(|| panic!("no {class} cell in {row}"));
+    row[start..]
+        .split("</td>")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_status_page_shows_live_numbers() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for _ in 0..7 {
+        assert_eq!(api.get("/api/users/1").status, 200);
+    }
+    assert_eq!(api.get("/api/users/999").status, 404);
+    let dom = rendered(&format!("{}/", porto.url("admin")));
+    assert!(
+        dom.contains(&format!("on {}", std::env::consts::ARCH)),
+        "{dom}"
+    );
+    assert_eq!(cell(&dom, "api-gateway", "served"), "8");
+    assert_eq!(cell(&dom, "user-service", "served"), "8");
+    assert_eq!(cell(&dom, "order-service", "served"), "0");
+    assert_eq!(cell(&dom, "api-gateway", "errors"), "0 (0.0%)");
+    assert_eq!(cell(&dom, "order-service", "p50"), "–");
+    let p99: f64 = cell(&dom, "api-gateway", "p99")
+        .parse()
+        .expect("p99 is a number");
+    assert!(p99 > 0.0);
+    assert!(
+        cell(&dom, "api-gateway", "rate").parse::<f64>().is_ok(),
+        "the rate is computed after a second poll"
+    );
+}

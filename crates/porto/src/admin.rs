@@ -41,6 +41,8 @@ pub struct Status {
     pub version: String,
     pub arch: String,
     pub uptime_seconds: u64,
+    /// The same clock in milliseconds, for rates computed between polls.
+    pub uptime_ms: u64,
     pub kv: String,
     pub services: Vec<ServiceStatus>,
 }
@@ -94,6 +96,7 @@ pub fn status(runtime: &Runtime, info: &StackInfo) -> Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         arch: std::env::consts::ARCH.to_string(),
         uptime_seconds: info.started.elapsed().as_secs(),
+        uptime_ms: u64::try_from(info.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         kv: info.kv.clone(),
         services,
     }
