@@ -140,6 +140,16 @@ impl Porto {
         Self::start_with(&stack(), dir, data.to_path_buf(), &[])
     }
 
+    /// The full stack on a fresh store, with environment for porto itself.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, serde_yaml_ng::to_string(&stack()).expect("yaml"))
+            .expect("write compose");
+        Self::launch(&file, dir, data, &[], env)
+    }
+
     fn start_with(
         compose: &serde_yaml_ng::Value,
         dir: tempfile::TempDir,
@@ -160,6 +170,16 @@ impl Porto {
     }
 
     fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
+        Self::launch(file, dir, data, extra, &[])
+    }
+
+    fn launch(
+        file: &Path,
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = Command::new(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
             .arg(file)
@@ -168,6 +188,7 @@ impl Porto {
             .arg(&data)
             .arg("--cache-dir")
             .arg(cache_dir())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -17,4 +17,5 @@ mod observability;
 mod openapi;
 mod orders;
 mod scale_out;
+mod traces;
 mod users;

@@ -254,6 +254,13 @@ fn json_logs_carry_service_and_request_id() {
     assert_eq!(guest_line["service"], "panic");
     assert_eq!(guest_line["request_id"], "json-log-1");
     assert!(guest_line["level"].is_string() && guest_line["timestamp"].is_string());
+    // The request's span rides along: its trace id ties the line to a trace.
+    assert!(
+        guest_line["span"]["trace_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{guest_line}"
+    );
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -20,6 +20,9 @@ pub struct GuestOutput {
     service: Arc<str>,
     request_id: Arc<str>,
     stream: &'static str,
+    /// The request's span: wasmtime writes guest output from its own
+    /// task, so the span is carried here rather than found current.
+    span: tracing::Span,
 }
 
 impl GuestOutput {
@@ -28,6 +31,7 @@ impl GuestOutput {
             service,
             request_id,
             stream,
+            span: tracing::Span::current(),
         }
     }
 }
@@ -57,6 +61,7 @@ impl LineWriter {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let o = &self.output;
+        let _span = o.span.enter();
         if o.stream == "stderr" {
             tracing::warn!(target: "guest", service = %o.service, request_id = %o.request_id, "{text}");
         } else {

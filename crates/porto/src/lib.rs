@@ -25,3 +25,4 @@ pub mod runtime;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod telemetry;

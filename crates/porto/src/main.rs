@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use porto::commands::{build, image, ps, up};
+use porto::telemetry::{self, LogFormat};
 
 /// Run a Compose application of WebAssembly HTTP components, in one
 /// process, with no Docker.
@@ -43,22 +44,10 @@ enum Command {
     Ps(ps::PsArgs),
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
+    // Kept to the end of main: dropping it flushes exported spans.
+    let _telemetry = telemetry::init(&cli.log, cli.log_format);
     let result = match cli.command {
         Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use tracing::Instrument as _;
+
 use crate::runtime::{Runtime, ServiceRuntime};
+use crate::telemetry;
 
 type Sent = Box<
     dyn Future<
@@ -32,6 +35,9 @@ pub struct Outbound {
     runtime: Arc<Runtime>,
     caller: Arc<ServiceRuntime>,
     request_id: Arc<str>,
+    /// The span of the request this instance serves: every call it makes
+    /// is a child span, and carries that child as its `traceparent`.
+    request_span: tracing::Span,
 }
 
 impl Outbound {
@@ -40,6 +46,7 @@ impl Outbound {
             runtime,
             caller,
             request_id,
+            request_span: tracing::Span::current(),
         }
     }
 
@@ -78,7 +85,7 @@ pub fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
 impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Sent {
@@ -88,6 +95,16 @@ impl WasiHttpHooks for Outbound {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let port = request.uri().port_u16();
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            parent: &self.request_span,
+            "outbound",
+            otel.name = %format_args!("{} -> {host}", self.caller.name),
+            otel.kind = "client",
+            service = %self.caller.name,
+            target_host = %host,
+        );
+        telemetry::inject(&span, request.headers_mut());
         if let Some(target) = self.runtime.service(&host) {
             if !self.caller.spec.allowed_services.contains(&host) {
                 return self.deny(&host, "not in depends_on or x-porto.allow_services");
@@ -96,30 +113,36 @@ impl WasiHttpHooks for Outbound {
                 .metrics
                 .outbound(&self.caller.name, &host, "in_process");
             let runtime = self.runtime.clone();
-            return Box::new(async move {
-                let response = runtime.handle(&target, request).await;
-                let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
-                    Box::new(async { Ok(()) });
-                Ok((response, io))
-            });
+            return Box::new(
+                async move {
+                    let response = runtime.handle(&target, request).await;
+                    let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                        Box::new(async { Ok(()) });
+                    Ok((response, io))
+                }
+                .instrument(span),
+            );
         }
         if !host_allowed(&self.caller.spec.allowed_hosts, &host, port) {
             return self.deny(&host, "not a service and not in x-porto.allow_hosts");
         }
         let (metrics, caller) = (self.runtime.metrics.clone(), self.caller.name.clone());
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
-            let outcome = if sent.is_ok() {
-                "network"
-            } else {
-                "network_error"
-            };
-            metrics.outbound(&caller, &host, outcome);
-            let (response, io) = sent?;
-            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
-        })
+        Box::new(
+            async move {
+                use http_body_util::BodyExt;
+                let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+                let outcome = if sent.is_ok() {
+                    "network"
+                } else {
+                    "network_error"
+                };
+                metrics.outbound(&caller, &host, outcome);
+                let (response, io) = sent?;
+                let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
+                Ok((response.map(BodyExt::boxed_unsync), io))
+            }
+            .instrument(span),
+        )
     }
 }
 

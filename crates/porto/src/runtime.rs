@@ -27,6 +27,8 @@ use crate::host::Host;
 use crate::kv::KvBackend;
 use crate::metrics::{InFlight, Metrics, ServiceLabels, route_class, snake_case};
 use crate::stats::ServiceStats;
+use crate::telemetry;
+use tracing::Instrument as _;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -126,7 +128,7 @@ impl Runtime {
     pub async fn handle<B>(
         self: &Arc<Self>,
         service: &Arc<ServiceRuntime>,
-        request: hyper::Request<B>,
+        mut request: hyper::Request<B>,
     ) -> hyper::Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -134,8 +136,23 @@ impl Runtime {
     {
         let started = std::time::Instant::now();
         let route = route_class(request.method(), request.uri().path());
-        let response = self.answer(service, request).await;
+        let span = tracing::info_span!(
+            target: telemetry::TARGET,
+            "request",
+            otel.name = %format_args!("{} {route}", service.name),
+            otel.kind = "server",
+            service = %service.name,
+            route = %route,
+            trace_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let trace_id = telemetry::continue_trace(&span, request.headers());
+        span.record("trace_id", trace_id.as_str());
+        // The guest sees its own span as the parent of what it does.
+        telemetry::inject(&span, request.headers_mut());
+        let response = self.answer(service, request).instrument(span.clone()).await;
         let (status, took) = (response.status().as_u16(), started.elapsed());
+        span.record("http.response.status_code", status);
         service.stats.record(status, took);
         self.metrics
             .observe_request(&service.name, route, status, took);
@@ -259,17 +276,21 @@ impl Runtime {
         };
         let instantiation = self.metrics.instantiation.get_or_create_owned(&labels);
         let in_flight = self.metrics.in_flight.get_or_create_owned(&labels);
-        let task = tokio::spawn(async move {
-            // Dropped when the instance is done or its task aborted.
-            let _in_flight = InFlight::enter(in_flight);
-            let started = std::time::Instant::now();
-            let proxy = pre.instantiate_async(&mut store).await?;
-            instantiation.observe(started.elapsed().as_secs_f64());
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
-        });
+        let task = tokio::spawn(
+            async move {
+                // Dropped when the instance is done or its task aborted.
+                let _in_flight = InFlight::enter(in_flight);
+                let started = std::time::Instant::now();
+                let proxy = pre.instantiate_async(&mut store).await?;
+                instantiation.observe(started.elapsed().as_secs_f64());
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            }
+            // The guest's output is logged inside its request's span.
+            .instrument(tracing::Span::current()),
+        );
         let failed = |kind: &str| self.metrics.guest_failure(&service.name, kind);
 
         match tokio::time::timeout(timeout, receiver).await {
