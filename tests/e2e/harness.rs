@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -103,6 +103,8 @@ pub struct Porto {
     _dir: tempfile::TempDir,
     /// Everything porto printed up to and including its `ready` line.
     pub startup: Vec<String>,
+    /// What it printed after that, as it arrives.
+    later: Arc<Mutex<Vec<String>>>,
 }
 
 impl Porto {
@@ -164,9 +166,35 @@ impl Porto {
 
     /// A Compose file as it is, built by porto itself.
     pub fn start_unmodified(file: &Path) -> Self {
+        Self::start_unmodified_with_flags(file, &[])
+    }
+
+    /// A Compose file as it is, with more `porto up` flags.
+    pub fn start_unmodified_with_flags(file: &Path, flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        Self::start_file(file, dir, data, &[])
+        Self::start_file(file, dir, data, flags)
+    }
+
+    /// Waits until porto prints a line containing `text` after start-up.
+    pub fn wait_for_output(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .later
+                .lock()
+                .ok()
+                .and_then(|lines| lines.iter().find(|l| l.contains(text)).cloned())
+            {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "porto never printed {text:?}; it printed {:?}",
+                self.later.lock().map(|l| l.clone()).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
@@ -216,13 +244,22 @@ impl Porto {
             }
         }
         // Keep draining stdout so porto never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let later = Arc::new(Mutex::new(Vec::new()));
+        let sink = later.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut sink) = sink.lock() {
+                    sink.push(line);
+                }
+            }
+        });
         Self {
             child,
             urls,
             data,
             _dir: dir,
             startup,
+            later,
         }
     }
 

@@ -19,3 +19,4 @@ mod orders;
 mod scale_out;
 mod traces;
 mod users;
+mod watch;

@@ -81,7 +81,7 @@ pub fn status(runtime: &Runtime, info: &StackInfo) -> Status {
                 .get();
             ServiceStatus {
                 name: service.name.to_string(),
-                digest: format!("sha256:{}", service.digest),
+                digest: format!("sha256:{}", service.current().digest),
                 urls: info.urls.get(&*service.name).cloned().unwrap_or_default(),
                 in_flight,
                 served,

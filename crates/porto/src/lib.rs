@@ -26,3 +26,4 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod telemetry;
+pub mod watch;

@@ -38,9 +38,10 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 pub struct ServiceRuntime {
     pub name: Arc<str>,
     pub spec: ServiceSpec,
-    pub digest: String,
     pub buckets: Arc<BTreeSet<String>>,
-    pre: ProxyPre<Host>,
+    /// The component requests are served from; `--watch` swaps it while
+    /// requests already running finish on the one they started with.
+    current: std::sync::RwLock<Arc<Loaded>>,
     pub stats: ServiceStats,
     /// One permit per running instance; none left means 503, never a queue.
     slots: Arc<tokio::sync::Semaphore>,
@@ -63,9 +64,15 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<Host>> {
     Ok(linker)
 }
 
-impl ServiceRuntime {
+/// A component ready to instantiate, and the sha256 of its `.wasm`.
+pub struct Loaded {
+    pre: ProxyPre<Host>,
+    pub digest: String,
+}
+
+impl Loaded {
     pub fn new(
-        spec: ServiceSpec,
+        name: &str,
         component: &Component,
         digest: String,
         linker: &Linker<Host>,
@@ -76,20 +83,45 @@ impl ServiceRuntime {
             .and_then(ProxyPre::new)
             .map_err(anyhow::Error::from)
             .with_context(|| {
-                format!(
-                    "{}: the component is not a wasi:http proxy porto can run",
-                    spec.name
-                )
+                format!("{name}: the component is not a wasi:http proxy porto can run")
             })?;
+        Ok(Self { pre, digest })
+    }
+}
+
+impl ServiceRuntime {
+    pub fn new(
+        spec: ServiceSpec,
+        component: &Component,
+        digest: String,
+        linker: &Linker<Host>,
+    ) -> anyhow::Result<Self> {
+        let loaded = Loaded::new(&spec.name, component, digest, linker)?;
         Ok(Self {
             name: Arc::from(spec.name.as_str()),
             buckets: Arc::new(spec.buckets.clone()),
             slots: Arc::new(tokio::sync::Semaphore::new(spec.max_concurrency)),
             spec,
-            digest,
-            pre,
+            current: std::sync::RwLock::new(Arc::new(loaded)),
             stats: ServiceStats::default(),
         })
+    }
+
+    /// The component new requests get.
+    pub fn current(&self) -> Arc<Loaded> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves new requests from `loaded` from now on.
+    pub fn replace(&self, loaded: Loaded) {
+        let loaded = Arc::new(loaded);
+        match self.current.write() {
+            Ok(mut current) => *current = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
     }
 }
 
@@ -270,7 +302,7 @@ impl Runtime {
             .http()
             .new_response_outparam(sender)
             .map_err(|e| Failure::internal(format!("response slot: {e:#}")))?;
-        let pre = service.pre.clone();
+        let pre = service.current().pre.clone();
         let labels = ServiceLabels {
             service: service.name.to_string(),
         };

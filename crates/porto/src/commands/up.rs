@@ -23,6 +23,7 @@ use crate::kv;
 use crate::kv::metered::Metered;
 use crate::metrics::Metrics;
 use crate::runtime::{self, Runtime, ServiceRuntime};
+use crate::watch::{self, WatchSetup};
 use crate::{components, server, shutdown};
 
 #[derive(Debug, Args)]
@@ -82,6 +83,12 @@ pub struct UpArgs {
     /// Do not open the admin listener.
     #[arg(long, conflicts_with = "admin")]
     pub no_admin: bool,
+
+    /// Rebuild a service when its sources (or a crate it uses) change, and
+    /// swap the new component in: in-flight requests finish on the old one,
+    /// other services are untouched, a failed build keeps the old one.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Pulls every `image:` the local store does not have yet.
@@ -254,6 +261,26 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     let stop = shutdown::on_signal();
     let mut tasks = Vec::new();
+    if args.watch {
+        let setup = WatchSetup {
+            runtime: runtime.clone(),
+            engine: engine.engine.clone(),
+            linker,
+            cache_dir: args.cache_dir.clone(),
+            services: app
+                .services
+                .iter()
+                .zip(&sources)
+                .map(|(spec, source)| (spec.name.clone(), spec.source.clone(), source.path.clone()))
+                .collect(),
+        };
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = watch::run(setup, stop).await {
+                eprintln!("porto: {error:#}");
+            }
+        }));
+    }
     if let Some(listener) = admin {
         let addr = listener.local_addr()?;
         println!("  {:<16} http://{addr}  /metrics /status /", "admin");

@@ -1,0 +1,253 @@
+//! `porto up --watch`: rebuild a service when its sources change and swap
+//! the new component in, without dropping requests or touching the others.
+//!
+//! What to watch comes from cargo itself: the dep-info file it writes next
+//! to each `.wasm` (`user_service.d`) lists every source file the build
+//! read, including path dependencies such as service-kit. porto watches
+//! the directories holding them, so a change to shared code rebuilds every
+//! service that uses it. Events are debounced, builds run one at a time,
+//! and a failed build leaves the running component in place.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::app::ComponentSource;
+use crate::builder;
+use crate::engine::{self, wasm_digest};
+use crate::host::Host;
+use crate::runtime::{Loaded, Runtime};
+
+/// Quiet time after the last change before building: an editor's save is
+/// often several events.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// A service built from a cargo package, and the files its build read.
+struct Watched {
+    name: String,
+    dir: PathBuf,
+    sources: HashSet<PathBuf>,
+}
+
+impl Watched {
+    fn new(name: &str, dir: &Path, wasm: &Path) -> Self {
+        let mut sources = dep_info(wasm);
+        sources.insert(dir.join("Cargo.toml"));
+        Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            sources,
+        }
+    }
+
+    fn directories(&self) -> BTreeSet<PathBuf> {
+        self.sources
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect()
+    }
+
+    /// A change to a file this build read, or a new source file next to
+    /// them (a new module).
+    fn affected_by(&self, path: &Path) -> bool {
+        if self.sources.contains(path) {
+            return true;
+        }
+        let is_source = path
+            .extension()
+            .is_some_and(|e| e == "rs" || e == "toml" || e == "wit");
+        is_source
+            && path
+                .parent()
+                .is_some_and(|dir| self.directories().contains(dir))
+    }
+}
+
+/// The prerequisites listed in cargo's dep-info file for `wasm`
+/// (`target: dep dep…`, spaces in paths escaped with `\`).
+pub fn dep_info(wasm: &Path) -> HashSet<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(wasm.with_extension("d")) else {
+        return HashSet::new();
+    };
+    let Some((_, deps)) = text.lines().next().and_then(|l| l.split_once(": ")) else {
+        return HashSet::new();
+    };
+    let mut files = HashSet::new();
+    let mut current = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' => {
+                if !current.is_empty() {
+                    files.insert(PathBuf::from(std::mem::take(&mut current)));
+                }
+            }
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        files.insert(PathBuf::from(current));
+    }
+    files
+}
+
+pub struct WatchSetup {
+    pub runtime: Arc<Runtime>,
+    pub engine: Engine,
+    pub linker: Linker<Host>,
+    pub cache_dir: PathBuf,
+    /// (service, build context, the `.wasm` built at start-up).
+    pub services: Vec<(String, ComponentSource, PathBuf)>,
+}
+
+/// Watches until `stop` fires. Returns an error only if watching cannot
+/// start at all.
+pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut watched: Vec<Watched> = setup
+        .services
+        .iter()
+        .filter_map(|(name, source, wasm)| match source {
+            ComponentSource::Cargo { dir } => Some(Watched::new(name, dir, wasm)),
+            _ => None,
+        })
+        .collect();
+    if watched.is_empty() {
+        println!("porto: --watch: no service is built from sources; nothing to watch");
+        return Ok(());
+    }
+    let (events, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            for path in event.paths {
+                let _ = events.send(path);
+            }
+        }
+    })
+    .context("--watch: starting the file watcher")?;
+    let directories: BTreeSet<PathBuf> = watched.iter().flat_map(Watched::directories).collect();
+    for dir in &directories {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .with_context(|| format!("--watch: watching {}", dir.display()))?;
+    }
+    println!(
+        "porto: watching {} directories for {}",
+        directories.len(),
+        watched
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    loop {
+        let first = tokio::select! {
+            path = changes.recv() => match path {
+                Some(path) => path,
+                None => return Ok(()),
+            },
+            _ = stop.changed() => return Ok(()),
+        };
+        let mut changed = vec![first];
+        while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+            changed.push(path);
+        }
+        let affected: Vec<usize> = (0..watched.len())
+            .filter(|&i| changed.iter().any(|p| watched[i].affected_by(p)))
+            .collect();
+        for i in affected {
+            let service = &watched[i];
+            match rebuild(&setup, &service.name, &service.dir).await {
+                Ok(Some((wasm, took, digest))) => {
+                    println!(
+                        "porto: reloaded {} in {:.1}s (wasm sha256:{})",
+                        service.name,
+                        took.as_secs_f64(),
+                        &digest[..16]
+                    );
+                    watched[i] = Watched::new(&service.name, &service.dir, &wasm);
+                    for dir in watched[i].directories() {
+                        if !directories.contains(&dir) {
+                            let _ = watcher.watch(&dir, RecursiveMode::NonRecursive);
+                        }
+                    }
+                }
+                Ok(None) => println!("porto: {} unchanged", service.name),
+                Err(error) => println!(
+                    "porto: rebuilding {} failed; still serving the previous build\n{error:#}",
+                    service.name
+                ),
+            }
+        }
+    }
+}
+
+/// Builds, compiles and swaps in one service. `None` when the build
+/// produced the component already running.
+async fn rebuild(
+    setup: &WatchSetup,
+    name: &str,
+    dir: &Path,
+) -> anyhow::Result<Option<(PathBuf, Duration, String)>> {
+    let started = Instant::now();
+    let service = setup
+        .runtime
+        .service(name)
+        .with_context(|| format!("{name} is not running"))?;
+    let (name, dir) = (name.to_string(), dir.to_path_buf());
+    let (engine, cache_dir) = (setup.engine.clone(), setup.cache_dir.clone());
+    let built = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let built = builder::build(&name, &dir)?;
+        let wasm = std::fs::read(&built.wasm)
+            .with_context(|| format!("reading {}", built.wasm.display()))?;
+        let digest = wasm_digest(&wasm);
+        let component = engine::load_component(&engine, &wasm, &cache_dir)?.0;
+        Ok((built.wasm, digest, component))
+    })
+    .await
+    .context("build task")??;
+    let (wasm, digest, component) = built;
+    if digest == service.current().digest {
+        return Ok(None);
+    }
+    let loaded = Loaded::new(&service.name, &component, digest.clone(), &setup.linker)?;
+    service.replace(loaded);
+    Ok(Some((wasm, started.elapsed(), digest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_info_lists_every_prerequisite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wasm = dir.path().join("user_service.wasm");
+        std::fs::write(
+            wasm.with_extension("d"),
+            "/t/user_service.wasm: /src/lib.rs /src/my\\ dir/a.rs /kit/src/lib.rs\n",
+        )
+        .expect("write");
+        let deps = dep_info(&wasm);
+        assert_eq!(deps.len(), 3);
+        assert!(deps.contains(Path::new("/src/my dir/a.rs")));
+        let watched = Watched::new("user-service", Path::new("/src"), &wasm);
+        assert!(watched.affected_by(Path::new("/kit/src/lib.rs")));
+        assert!(watched.affected_by(Path::new("/src/new_module.rs")));
+        assert!(!watched.affected_by(Path::new("/src/notes.txt")));
+        assert!(!watched.affected_by(Path::new("/elsewhere/lib.rs")));
+    }
+}
