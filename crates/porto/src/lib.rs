@@ -24,6 +24,7 @@ pub mod outbound;
 pub mod runtime;
 pub mod server;
 pub mod shutdown;
+pub mod stack;
 pub mod stats;
 pub mod telemetry;
 pub mod watch;

@@ -16,13 +16,13 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, StackInfo};
 use crate::app::{App, ComponentSource, KvSpec};
-use crate::engine::{self, CacheOutcome};
+use crate::engine::CacheOutcome;
 use crate::image::layout::{self, Reference};
 use crate::image::registry::Registry;
 use crate::kv;
 use crate::kv::metered::Metered;
 use crate::metrics::Metrics;
-use crate::runtime::{self, Runtime, ServiceRuntime};
+use crate::stack::Stack;
 use crate::watch::{self, WatchSetup};
 use crate::{components, server, shutdown};
 
@@ -150,30 +150,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let started = Instant::now();
-    let max_memory = app
-        .services
-        .iter()
-        .map(|s| s.max_memory_bytes)
-        .max()
-        .unwrap_or(0);
-    let engine = engine::new_engine(max_memory)?;
-    engine::start_epoch_ticker(&engine.engine);
-    let linker = runtime::linker(&engine.engine)?;
-    let mut services = Vec::new();
-    let mut cache_report = Vec::new();
-    for (spec, source) in app.services.iter().zip(&sources) {
-        let (component, outcome) =
-            engine::load_component(&engine.engine, &source.wasm, &args.cache_dir)
-                .with_context(|| format!("{}: loading {}", spec.name, source.path.display()))?;
-        cache_report.push(outcome);
-        services.push(ServiceRuntime::new(
-            spec.clone(),
-            &component,
-            source.digest.clone(),
-            &linker,
-        )?);
-    }
-    let runtime = Arc::new(Runtime::new(engine.engine.clone(), kv, metrics, services));
+    let Stack {
+        runtime,
+        engine,
+        linker,
+        cache_report,
+    } = Stack::assemble(&app, &sources, kv, metrics, &args.cache_dir)?;
 
     let mut listeners = Vec::new();
     for spec in &app.services {
