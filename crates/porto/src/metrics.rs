@@ -8,7 +8,7 @@
 //! paths cannot grow the registry without bound.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -72,7 +72,7 @@ pub struct Metrics {
     pub kv_errors: Family<KvLabels, Counter>,
     pub outbound: Family<OutboundLabels, Counter>,
     pub traps: Family<TrapLabels, Counter>,
-    routes: Mutex<HashMap<String, HashSet<String>>>,
+    routes: RwLock<HashMap<String, HashSet<String>>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -155,7 +155,7 @@ impl Metrics {
             kv_errors,
             outbound,
             traps,
-            routes: Mutex::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -205,7 +205,16 @@ impl Metrics {
     }
 
     fn bounded_route(&self, service: &str, route: String) -> String {
-        let Ok(mut routes) = self.routes.lock() else {
+        // Every request but a service's first of each class only reads.
+        let known = self.routes.read().is_ok_and(|routes| {
+            routes
+                .get(service)
+                .is_some_and(|seen| seen.contains(&route))
+        });
+        if known {
+            return route;
+        }
+        let Ok(mut routes) = self.routes.write() else {
             return "other".into();
         };
         let seen = routes.entry(service.to_string()).or_default();

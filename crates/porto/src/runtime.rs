@@ -203,17 +203,16 @@ impl Runtime {
         let request_id = ensure_request_id(&mut request);
         let Ok(_slot) = service.slots.clone().try_acquire_owned() else {
             tracing::warn!(service = %service.name, request_id, "at max_concurrency; refusing");
-            let mut response = error_response(
-                503,
-                "overloaded",
-                "The service is at capacity; retry shortly.",
-                &request_id,
-            );
-            response.headers_mut().insert(
+            return with_header(
+                error_response(
+                    503,
+                    "overloaded",
+                    "The service is at capacity; retry shortly.",
+                    &request_id,
+                ),
                 http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
+                "1",
             );
-            return response;
         };
         let head_bytes: usize = request
             .headers()
@@ -231,17 +230,16 @@ impl Runtime {
         }
         if declared_length(&request).is_some_and(|n| n > service.spec.max_body_bytes) {
             // Refused unread: the client is told the connection ends here.
-            let mut response = error_response(
-                413,
-                "payload_too_large",
-                "The request body is too large.",
-                &request_id,
-            );
-            response.headers_mut().insert(
+            return with_header(
+                error_response(
+                    413,
+                    "payload_too_large",
+                    "The request body is too large.",
+                    &request_id,
+                ),
                 http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
+                "close",
             );
-            return response;
         }
         // The whole body is read before an instance exists: a slow client
         // cannot hold an instance, and a guest that answers early (413 at
@@ -490,6 +488,17 @@ fn new_request_id() -> String {
         state.hash_one(n),
         state.hash_one(n.wrapping_add(1))
     )
+}
+
+fn with_header(
+    mut response: hyper::Response<HyperOutgoingBody>,
+    name: http::HeaderName,
+    value: &'static str,
+) -> hyper::Response<HyperOutgoingBody> {
+    response
+        .headers_mut()
+        .insert(name, http::HeaderValue::from_static(value));
+    response
 }
 
 /// porto's own JSON error, in the services' envelope.

@@ -43,7 +43,7 @@ impl Drop for Telemetry {
 /// Installs the global subscriber. An OTLP endpoint that cannot be used
 /// is reported and tracing continues without export.
 pub fn init(filter: &str, format: LogFormat) -> Telemetry {
-    let filter_text = filter;
+    let wants_detail = filter.contains("debug") || filter.contains("trace");
     // Log lines inside a request carry its span's fields (service, route,
     // trace_id) whatever the filter.
     let mut filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -77,7 +77,6 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
     };
-    let wants_detail = filter_text.contains("debug") || filter_text.contains("trace");
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))
         .with(spans)

@@ -34,24 +34,24 @@ struct Watched {
     name: String,
     dir: PathBuf,
     sources: HashSet<PathBuf>,
+    /// The directories holding `sources`: what the watcher watches.
+    directories: BTreeSet<PathBuf>,
 }
 
 impl Watched {
     fn new(name: &str, dir: &Path, wasm: &Path) -> Self {
         let mut sources = dep_info(wasm);
         sources.insert(dir.join("Cargo.toml"));
+        let directories = sources
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         Self {
             name: name.to_string(),
             dir: dir.to_path_buf(),
             sources,
+            directories,
         }
-    }
-
-    fn directories(&self) -> BTreeSet<PathBuf> {
-        self.sources
-            .iter()
-            .filter_map(|f| f.parent().map(Path::to_path_buf))
-            .collect()
     }
 
     /// A change to a file this build read, or a new source file next to
@@ -66,7 +66,7 @@ impl Watched {
         is_source
             && path
                 .parent()
-                .is_some_and(|dir| self.directories().contains(dir))
+                .is_some_and(|dir| self.directories.contains(dir))
     }
 }
 
@@ -137,7 +137,10 @@ pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::
         }
     })
     .context("--watch: starting the file watcher")?;
-    let directories: BTreeSet<PathBuf> = watched.iter().flat_map(Watched::directories).collect();
+    let mut directories: BTreeSet<PathBuf> = watched
+        .iter()
+        .flat_map(|w| w.directories.iter().cloned())
+        .collect();
     for dir in &directories {
         watcher
             .watch(dir, RecursiveMode::NonRecursive)
@@ -179,9 +182,9 @@ pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::
                         &digest[..16]
                     );
                     watched[i] = Watched::new(&service.name, &service.dir, &wasm);
-                    for dir in watched[i].directories() {
-                        if !directories.contains(&dir) {
-                            let _ = watcher.watch(&dir, RecursiveMode::NonRecursive);
+                    for dir in &watched[i].directories {
+                        if directories.insert(dir.clone()) {
+                            let _ = watcher.watch(dir, RecursiveMode::NonRecursive);
                         }
                     }
                 }
