@@ -2,6 +2,10 @@
 # profile, so `up`, `test` and `bench` share one build of wasmtime.
 
 CARGO ?= cargo
+# One build cache per machine, shared by every clone, CI and the bench
+# scripts (wasmtime takes ~15 minutes to build on two cores).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/porto/target
+export CARGO_TARGET_DIR
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
