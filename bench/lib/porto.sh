@@ -54,3 +54,15 @@ wrk_run() {
     /Non-2xx/ {errors=$NF}
     END {printf "%s %s %s %s %s\n", name, rps, p50, p99, (errors==""?0:errors)}' "$WORK/wrk-$name"
 }
+
+# wait_http URL: until it answers (10 s).
+wait_http() {
+  for _ in $(seq 1 100); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench: $1 never answered" >&2
+  return 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

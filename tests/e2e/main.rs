@@ -16,6 +16,7 @@ mod limits;
 mod observability;
 mod openapi;
 mod orders;
+mod portability;
 mod scale_out;
 mod traces;
 mod users;

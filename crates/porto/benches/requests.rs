@@ -53,7 +53,7 @@ fn hello_wasm() -> PathBuf {
 fn stack(compose: &Path, dir: &Path) -> Arc<Runtime> {
     // Each stack owns its store: the embedded one is one process's file.
     let dir = &dir.join(compose.file_stem().unwrap_or_default());
-    let app = App::load(compose).expect("compose");
+    let app = App::load(&[compose.to_path_buf()]).expect("compose");
     let sources: Vec<_> = app
         .services
         .iter()
@@ -74,6 +74,7 @@ fn stack(compose: &Path, dir: &Path) -> Arc<Runtime> {
         Metered::wrap(kv, metrics.clone()),
         metrics,
         &dir.join("cache"),
+        porto::engine::Allocator::Auto,
     )
     .expect("stack")
     .runtime

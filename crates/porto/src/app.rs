@@ -100,15 +100,19 @@ pub struct OtherService {
 }
 
 impl App {
-    pub fn load(compose_path: &Path) -> anyhow::Result<Self> {
-        let file = compose::load(compose_path)?;
+    /// Loads one Compose file, or several laid over each other; relative
+    /// paths in any of them resolve against the first one's directory, as
+    /// Docker Compose resolves them.
+    pub fn load(compose_paths: &[PathBuf]) -> anyhow::Result<Self> {
+        let first = compose_paths.first().context("no Compose file given")?;
+        let file = compose::load_all(compose_paths)?;
         // Absolute, so builds and paths do not depend on porto's cwd.
-        let dir = std::path::absolute(compose_path)
-            .with_context(|| format!("resolving {}", compose_path.display()))?
+        let dir = std::path::absolute(first)
+            .with_context(|| format!("resolving {}", first.display()))?
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
-        Self::from_compose(file, &dir).with_context(|| format!("in {}", compose_path.display()))
+        Self::from_compose(file, &dir).with_context(|| format!("in {}", first.display()))
     }
 
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {

@@ -7,7 +7,7 @@
 //! silently missing limit. [`crate::app`] turns this into the validated
 //! [`crate::app::App`].
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use indexmap::IndexMap;
@@ -172,15 +172,76 @@ pub fn parse(text: &str) -> anyhow::Result<ComposeFile> {
     Ok(serde_yaml_ng::from_str(text)?)
 }
 
-pub fn load(path: &Path) -> anyhow::Result<ComposeFile> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse(&text).with_context(|| format!("parsing {}", path.display()))
+/// Reads Compose files in order, each laid over the ones before it, as
+/// `docker compose -f base.yaml -f override.yaml` does: mappings merge key
+/// by key (so an override names only what it changes), any other value,
+/// lists included, replaces the earlier one.
+pub fn load_all(paths: &[PathBuf]) -> anyhow::Result<ComposeFile> {
+    let mut merged = serde_yaml_ng::Value::Null;
+    for path in paths {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let layer: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        merge(&mut merged, layer);
+    }
+    let described = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    serde_yaml_ng::from_value(merged).with_context(|| format!("parsing {described}"))
+}
+
+fn merge(base: &mut serde_yaml_ng::Value, layer: serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value;
+    match (base, layer) {
+        (Value::Mapping(base), Value::Mapping(layer)) => {
+            for (key, value) in layer {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, layer) => *base = layer,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn later_files_override_key_by_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path().join("compose.yaml");
+        let layer = dir.path().join("override.yaml");
+        std::fs::write(
+            &base,
+            "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    ports: [\"8080:80\"]\n    environment:\n      X: \"1\"\n",
+        )
+        .expect("write");
+        std::fs::write(
+            &layer,
+            "services:\n  a:\n    ports: [\"9090:80\"]\n    environment:\n      Y: \"2\"\n    x-porto:\n      component: a.wasm\n",
+        )
+        .expect("write");
+        let file = load_all(&[base, layer]).expect("merged");
+        let a = &file.services["a"];
+        assert_eq!(a.platform.as_deref(), Some("wasi/wasm"));
+        assert_eq!(a.porto.component.as_deref(), Some("a.wasm"));
+        assert!(matches!(&a.ports[..], [Port::Short(p)] if p == "9090:80"));
+        assert_eq!(
+            a.environment.clone().into_pairs(),
+            vec![
+                ("X".into(), Some("1".into())),
+                ("Y".into(), Some("2".into()))
+            ]
+        );
+    }
 
     #[test]
     fn reads_both_environment_forms() {

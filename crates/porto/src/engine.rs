@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -31,9 +31,37 @@ pub struct EngineInfo {
     pub pooling: bool,
 }
 
+/// How instances get their memories, tables and stacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Allocator {
+    /// The pooling allocator where the machine can reserve its address
+    /// space and is not an emulator; on demand otherwise, with a log line.
+    #[default]
+    Auto,
+    /// The pooling allocator, or an error if it cannot be set up.
+    Pooling,
+    /// mmap per instance: slower, but reserves nothing up front.
+    OnDemand,
+}
+
 /// Builds the engine; `max_memory_bytes` is the largest memory any
 /// service may grow to.
-pub fn new_engine(max_memory_bytes: u64) -> anyhow::Result<EngineInfo> {
+pub fn new_engine(max_memory_bytes: u64, allocator: Allocator) -> anyhow::Result<EngineInfo> {
+    if allocator == Allocator::Auto
+        && let Some(emulator) = user_mode_emulator()
+    {
+        // qemu-user keeps a record for every page the guest maps, even
+        // PROT_NONE: the pool's terabytes of reservation become tens of
+        // GiB of qemu's own memory and the OOM killer ends porto.
+        tracing::warn!(
+            emulator,
+            "running under user-mode emulation; allocating instances on demand"
+        );
+        return on_demand();
+    }
+    if allocator == Allocator::OnDemand {
+        return on_demand();
+    }
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES)
@@ -42,23 +70,55 @@ pub fn new_engine(max_memory_bytes: u64) -> anyhow::Result<EngineInfo> {
         .total_tables(POOL_INSTANCES)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(64 * 1024);
+        .table_keep_resident(64 * 1024)
+        // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), only the pages an
+        // instance dirtied are reset, instead of memset over the whole
+        // kept-resident prefix.
+        .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => Ok(EngineInfo {
             engine,
             pooling: true,
         }),
-        Err(err) => {
+        Err(err) if allocator == Allocator::Auto => {
+            // E.g. riscv64 with Sv39 paging: 256 GiB of user address space
+            // cannot hold a pool of 4 GiB reservations.
             tracing::warn!(error = %err, "pooling allocator unavailable here; allocating instances on demand");
-            let mut config = base_config();
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            Ok(EngineInfo {
-                engine: Engine::new(&config)?,
-                pooling: false,
-            })
+            on_demand()
         }
+        Err(err) => Err(anyhow::Error::from(err).context("--allocator pooling")),
     }
+}
+
+fn on_demand() -> anyhow::Result<EngineInfo> {
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Ok(EngineInfo {
+        engine: Engine::new(&config)?,
+        pooling: false,
+    })
+}
+
+/// The emulator porto runs under, if it can tell: qemu-user passes the
+/// host's /proc through, so the process is named after qemu (unless run
+/// via binfmt_misc) and /proc/cpuinfo describes the host's CPU.
+fn user_mode_emulator() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let name = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Name:"))
+        .map(str::trim)
+        .unwrap_or_default();
+    if name.starts_with("qemu-") {
+        return Some(name.to_string());
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // Only x86 kernels write `vendor_id`; seen by a non-x86 build, the
+    // CPU is being emulated.
+    let x86_kernel = cpuinfo.lines().any(|line| line.starts_with("vendor_id"));
+    let x86_build = matches!(std::env::consts::ARCH, "x86" | "x86_64");
+    (x86_kernel && !x86_build).then(|| format!("{} on an x86 host", std::env::consts::ARCH))
 }
 
 fn base_config() -> Config {

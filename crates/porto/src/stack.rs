@@ -10,7 +10,7 @@ use wasmtime::component::Linker;
 
 use crate::app::App;
 use crate::components::ComponentBytes;
-use crate::engine::{self, CacheOutcome, EngineInfo};
+use crate::engine::{self, Allocator, CacheOutcome, EngineInfo};
 use crate::host::Host;
 use crate::kv::KvBackend;
 use crate::metrics::Metrics;
@@ -32,6 +32,7 @@ impl Stack {
         kv: Arc<dyn KvBackend>,
         metrics: Arc<Metrics>,
         cache_dir: &Path,
+        allocator: Allocator,
     ) -> anyhow::Result<Self> {
         let max_memory = app
             .services
@@ -39,7 +40,7 @@ impl Stack {
             .map(|s| s.max_memory_bytes)
             .max()
             .unwrap_or(0);
-        let engine = engine::new_engine(max_memory)?;
+        let engine = engine::new_engine(max_memory, allocator)?;
         engine::start_epoch_ticker(&engine.engine);
         let linker = runtime::linker(&engine.engine)?;
         let mut services = Vec::new();

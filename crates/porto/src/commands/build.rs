@@ -1,23 +1,44 @@
-//! `porto build`: build every component and report its size and digest.
+//! `porto build`: build every component and report its size and digest,
+//! and on request the interfaces it needs from whatever runtime hosts it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use wasmtime::Engine;
 
-use crate::app::App;
-use crate::components;
+use crate::app::DEFAULT_MAX_MEMORY_MIB;
+use crate::{components, engine};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The Compose file describing the application.
-    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub compose: super::ComposeFiles,
+
+    /// Also list each component's imports and exports: the interfaces any
+    /// runtime (porto, `wasmtime serve`, a containerd shim) must provide.
+    #[arg(long)]
+    pub interfaces: bool,
+
+    /// Where --interfaces keeps compiled components (shared with `porto up`).
+    #[arg(long, default_value = ".porto/cache")]
+    pub cache_dir: PathBuf,
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
-    let app = App::load(&args.file)?;
+    let app = args.compose.load()?;
+    let engine = if args.interfaces {
+        Some(
+            engine::new_engine(
+                DEFAULT_MAX_MEMORY_MIB * 1024 * 1024,
+                engine::Allocator::Auto,
+            )?
+            .engine,
+        )
+    } else {
+        None
+    };
     for spec in &app.services {
-        let component = components::resolve(spec, std::path::Path::new(".porto/images"))?;
+        let component = components::resolve(spec, Path::new(".porto/images"))?;
         println!(
             "{:<16} {:>9} bytes  {:>7.1} KiB  sha256:{}  {}",
             spec.name,
@@ -26,6 +47,21 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             component.digest,
             component.path.display()
         );
+        if let Some(engine) = &engine {
+            print_interfaces(engine, &component.wasm, &args.cache_dir)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_interfaces(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Result<()> {
+    let (component, _) = engine::load_component(engine, wasm, cache_dir)?;
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        println!("    import {name}");
+    }
+    for (name, _) in ty.exports(engine) {
+        println!("    export {name}");
     }
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use crate::app::App;
 use crate::components;
 use crate::image::layout::{self, Reference};
 use crate::image::registry::Registry;
@@ -59,9 +58,8 @@ pub struct BuildArgs {
     #[arg(short = 't', long = "tag")]
     pub tag: String,
 
-    /// The Compose file naming the service.
-    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub compose: super::ComposeFiles,
 
     /// Also write the image here: a path ending in `.tar` gets a tarball for
     /// `docker load -i`; any other path an OCI layout directory.
@@ -136,12 +134,11 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )
     } else {
-        let app = App::load(&args.file)?;
+        let app = args.compose.load()?;
         let spec = app.service(&args.source).with_context(|| {
             format!(
                 "{} has no wasi/wasm service {:?}",
-                args.file.display(),
-                args.source
+                args.compose, args.source
             )
         })?;
         (

@@ -4,3 +4,32 @@ pub mod build;
 pub mod image;
 pub mod ps;
 pub mod up;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::app::App;
+
+/// `-f`, as in `docker compose`: repeat it to lay override files over the
+/// base one (mappings merge key by key, other values replace).
+#[derive(Debug, Clone, Args)]
+pub struct ComposeFiles {
+    /// The Compose file describing the application; give -f again for
+    /// override files applied in order.
+    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
+    pub files: Vec<PathBuf>,
+}
+
+impl ComposeFiles {
+    pub fn load(&self) -> anyhow::Result<App> {
+        App::load(&self.files)
+    }
+}
+
+impl std::fmt::Display for ComposeFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
+        f.write_str(&names.join(" + "))
+    }
+}

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, StackInfo};
 use crate::app::{App, ComponentSource, KvSpec};
-use crate::engine::CacheOutcome;
+use crate::engine::{Allocator, CacheOutcome};
 use crate::image::layout::{self, Reference};
 use crate::image::registry::Registry;
 use crate::kv;
@@ -28,9 +28,8 @@ use crate::{components, server, shutdown};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// The Compose file describing the application.
-    #[arg(short = 'f', long = "file", default_value = "compose.yaml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub compose: super::ComposeFiles,
 
     /// Directory of the embedded key-value store (created if missing).
     #[arg(long, default_value = ".porto/data")]
@@ -80,6 +79,12 @@ pub struct UpArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
     pub admin: SocketAddr,
 
+    /// Instance allocation: `auto` uses wasmtime's pooling allocator
+    /// (instances in microseconds) unless the address space cannot hold
+    /// its reservation or porto runs under qemu-user, then `on-demand`.
+    #[arg(long, value_enum, env = "PORTO_ALLOCATOR", default_value = "auto")]
+    pub allocator: Allocator,
+
     /// Do not open the admin listener.
     #[arg(long, conflicts_with = "admin")]
     pub no_admin: bool,
@@ -123,7 +128,7 @@ async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let mut app = App::load(&args.file)?;
+    let mut app = args.compose.load()?;
     if let Some(kv) = &args.kv {
         app.kv = KvSpec::parse(kv).context("--kv")?;
     }
@@ -133,7 +138,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if app.services.is_empty() {
         bail!(
             "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
-            args.file.display()
+            args.compose
         );
     }
     let metrics = Arc::new(Metrics::new());
@@ -155,7 +160,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         engine,
         linker,
         cache_report,
-    } = Stack::assemble(&app, &sources, kv, metrics, &args.cache_dir)?;
+    } = Stack::assemble(&app, &sources, kv, metrics, &args.cache_dir, args.allocator)?;
 
     let mut listeners = Vec::new();
     for spec in &app.services {

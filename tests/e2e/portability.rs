@@ -1,0 +1,102 @@
+//! What lets the same components run elsewhere: Compose override files,
+//! the allocator porto falls back to on constrained platforms, and the
+//! interfaces a component needs from whatever runtime hosts it.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::harness::{PORTO, Porto, repo_root, stack};
+
+#[test]
+fn override_files_are_laid_over_the_base_compose_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let override_file = dir.path().join("override.yaml");
+    // Only the new key: the gateway keeps its upstream URLs from the base.
+    std::fs::write(
+        &override_file,
+        "services:\n  api-gateway:\n    environment:\n      API_KEYS: from-the-override\n",
+    )
+    .expect("write override");
+    let override_path = override_file.to_str().expect("utf-8 path");
+    let porto = Porto::start_unmodified_with_flags(
+        &repo_root().join("compose.yaml"),
+        &["-f", override_path],
+    );
+    let api = porto.gateway();
+    let body = json!({"name": "Olive", "email": "olive@example.com"}).to_string();
+    let json = [("content-type", "application/json")];
+    assert_eq!(
+        api.send("POST", "/api/users", &json, Some(&body)).status,
+        401
+    );
+    let authorised = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer from-the-override"),
+    ];
+    assert_eq!(
+        api.send("POST", "/api/users", &authorised, Some(&body))
+            .status,
+        201
+    );
+    assert_eq!(api.get("/api/users/1").status, 200);
+}
+
+#[test]
+fn the_on_demand_allocator_serves_the_same_api() {
+    let porto = Porto::start_with_flags(&stack(), &["--allocator", "on-demand"]);
+    assert!(
+        porto.startup[0].contains("on-demand allocator"),
+        "{:?}",
+        porto.startup
+    );
+    let api = porto.gateway();
+    let created = api.post_json(
+        "/api/users",
+        &json!({"name": "Dee Mand", "email": "dee@example.com"}),
+    );
+    assert_eq!(created.status, 201);
+    assert_eq!(
+        api.get(&format!("/api/users/{}", created.json()["id"]))
+            .json(),
+        created.json()
+    );
+}
+
+#[test]
+fn build_lists_the_interfaces_each_component_needs() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(PORTO)
+        .current_dir(repo_root())
+        .args(["--log", "warn", "build", "--interfaces", "--cache-dir"])
+        .arg(cache.path())
+        .output()
+        .expect("run porto build");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let section = |service: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(service))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    for service in ["api-gateway", "user-service", "order-service"] {
+        let lines = section(service);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("export wasi:http/incoming-handler@0.2.")),
+            "{service}: {lines:?}"
+        );
+        let uses_keyvalue = lines
+            .iter()
+            .any(|l| l == "import wasi:keyvalue/store@0.2.0-draft2");
+        assert_eq!(
+            uses_keyvalue,
+            service != "api-gateway",
+            "{service}: {lines:?}"
+        );
+    }
+}
