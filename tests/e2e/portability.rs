@@ -100,3 +100,25 @@ fn build_lists_the_interfaces_each_component_needs() {
         );
     }
 }
+
+/// The walk the portability matrix runs on every architecture, here on the
+/// native one, so it stays in step with the API.
+#[test]
+fn the_portability_api_walk_passes_on_this_host() {
+    let porto = Porto::start_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transcript = dir.path().join("transcript.jsonl");
+    let output = Command::new("python3")
+        .arg(repo_root().join("scripts/api-walk"))
+        .arg(porto.url("api-gateway"))
+        .arg(&transcript)
+        .output()
+        .expect("run scripts/api-walk");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{report}");
+    let lines = std::fs::read_to_string(&transcript).expect("transcript");
+    assert!(report.contains("checks: 30/30 passed"), "{report}");
+    assert_eq!(lines.lines().count(), 30);
+    // Masked: transcripts of two hosts compare byte for byte.
+    assert!(!lines.contains("\"created_at\": \"20"), "{lines}");
+}
