@@ -1,6 +1,7 @@
 //! `porto build`: build every component and report its size and digest,
 //! and on request the interfaces it needs from whatever runtime hosts it.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -37,31 +38,40 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // Written, not println!-ed: a closed pipe (`porto build | head`) is an
+    // error to report, not a panic.
+    let mut out = std::io::stdout().lock();
     for spec in &app.services {
         let component = components::resolve(spec, Path::new(".porto/images"))?;
-        println!(
+        writeln!(
+            out,
             "{:<16} {:>9} bytes  {:>7.1} KiB  sha256:{}  {}",
             spec.name,
             component.wasm.len(),
             component.wasm.len() as f64 / 1024.0,
             component.digest,
             component.path.display()
-        );
+        )?;
         if let Some(engine) = &engine {
-            print_interfaces(engine, &component.wasm, &args.cache_dir)?;
+            print_interfaces(&mut out, engine, &component.wasm, &args.cache_dir)?;
         }
     }
     Ok(())
 }
 
-fn print_interfaces(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> anyhow::Result<()> {
+fn print_interfaces(
+    out: &mut impl std::io::Write,
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: &Path,
+) -> anyhow::Result<()> {
     let (component, _) = engine::load_component(engine, wasm, cache_dir)?;
     let ty = component.component_type();
     for (name, _) in ty.imports(engine) {
-        println!("    import {name}");
+        writeln!(out, "    import {name}")?;
     }
     for (name, _) in ty.exports(engine) {
-        println!("    export {name}");
+        writeln!(out, "    export {name}")?;
     }
     Ok(())
 }
