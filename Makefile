@@ -3,7 +3,9 @@
 
 CARGO ?= cargo
 # One build cache per machine, shared by every clone, CI and the bench
-# scripts (wasmtime takes ~15 minutes to build on two cores).
+# scripts (wasmtime takes ~15 minutes to build on two cores); `setup` makes
+# a clone that was not the last to build rebuild its own crates
+# (scripts/claim-build-cache).
 CARGO_TARGET_DIR ?= $(HOME)/.cache/porto/target
 export CARGO_TARGET_DIR
 WASM_TARGET := wasm32-wasip2
@@ -15,6 +17,7 @@ GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test
 setup:
 	rustup target add $(WASM_TARGET)
 	rustup component add rustfmt clippy
+	scripts/claim-build-cache
 
 ## Build the components and run the whole stack from compose.yaml.
 up: setup
