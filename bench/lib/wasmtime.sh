@@ -2,7 +2,7 @@
 # version porto embeds (read from Cargo.toml), found or installed once.
 # shellcheck shell=bash
 
-WASMTIME_VERSION=$(sed -n 's/^wasmtime = "=\(.*\)"/\1/p' Cargo.toml)
+WASMTIME_VERSION=$(sed -n 's/^wasmtime = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml)
 WASMTIME_TOOLS="${PORTO_CACHE_DIR:-$HOME/.cache/porto}/tools"
 
 # Prints a wasmtime binary of $WASMTIME_VERSION: $WASMTIME, PATH or porto's
