@@ -11,6 +11,8 @@ ensure_wrk() {
 }
 
 build_porto() {
+  # The cache is shared by every clone (Makefile): build this clone's crates.
+  scripts/claim-build-cache
   cargo build --quiet -p porto
   PORTO="$CARGO_TARGET_DIR/debug/porto"
 }
@@ -38,8 +40,9 @@ stop_porto() {
   wait "$PORTO_PID" 2>/dev/null || true
 }
 
+# url_of SERVICE [PORTO_OUTPUT]: the URL a porto printed for SERVICE.
 url_of() {
-  awk -v s="$1" '$1 == s && $2 ~ /^http/ {print $2}' "$PORTO_OUT"
+  awk -v s="$1" '$1 == s && $2 ~ /^http/ {print $2}' "${2:-$PORTO_OUT}"
 }
 
 # wrk_run NAME URL [wrk flags…] → "NAME rps p50 p99 non2xx"

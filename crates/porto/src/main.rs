@@ -45,14 +45,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    // wasmtime builds an error (and so a backtrace, when RUST_BACKTRACE is
-    // set) while tearing down every instance; capturing it costs ~6 % of
-    // a request. Library backtraces stay off unless asked for explicitly;
-    // panics still honour RUST_BACKTRACE.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: the first statement of main, before any thread exists.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
+    // SAFETY: the first statement of main, before any thread exists.
+    unsafe { porto::engine::library_backtraces_off_unless_asked() };
     let cli = Cli::parse();
     // Kept to the end of main: dropping it flushes exported spans.
     let _telemetry = telemetry::init(&cli.log, cli.log_format);
