@@ -176,16 +176,19 @@ impl Porto {
         Self::start_file(file, dir, data, flags)
     }
 
-    /// Waits until porto prints a line containing `text` after start-up.
+    /// Waits until porto prints a line containing `text`. Start-up lines
+    /// count too: a task started before `ready` (the `--watch` watcher)
+    /// may print on either side of it.
     pub fn wait_for_output(&self, text: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(line) = self
-                .later
-                .lock()
-                .ok()
-                .and_then(|lines| lines.iter().find(|l| l.contains(text)).cloned())
-            {
+            let printed = self.startup.iter().find(|l| l.contains(text)).cloned();
+            if let Some(line) = printed.or_else(|| {
+                self.later
+                    .lock()
+                    .ok()
+                    .and_then(|lines| lines.iter().find(|l| l.contains(text)).cloned())
+            }) {
                 return line;
             }
             assert!(
