@@ -10,11 +10,21 @@ ensure_wrk() {
   fi
 }
 
+# The Cargo profile the bench scripts build porto (and native-hello) in:
+# dev by default, the build tests use; bench/suite uses host-release.
+PORTO_PROFILE=${PORTO_PROFILE:-dev}
+
+# profile_dir PROFILE: the directory under the target dir cargo writes it to.
+profile_dir() { if [ "$1" = dev ]; then echo debug; else echo "$1"; fi; }
+
 build_porto() {
   # The cache is shared by every clone (Makefile): build this clone's crates.
   scripts/claim-build-cache
-  cargo build --quiet -p porto
-  PORTO="$CARGO_TARGET_DIR/debug/porto"
+  if [ "$PORTO_PROFILE" != dev ] && [ ! -x "$CARGO_TARGET_DIR/$(profile_dir "$PORTO_PROFILE")/porto" ]; then
+    echo "bench: building porto in the $PORTO_PROFILE profile for the first time (wasmtime included: ~20 minutes on 2 cores)"
+  fi
+  cargo build --quiet --profile "$PORTO_PROFILE" -p porto
+  PORTO="$CARGO_TARGET_DIR/$(profile_dir "$PORTO_PROFILE")/porto"
 }
 
 # start_porto WORKDIR [porto up flags…]: starts porto on free ports and

@@ -1,11 +1,15 @@
-//! Concurrent requests never share an id, an email, or seed twice.
+//! Concurrent requests never share an id, an email, or seed twice, and
+//! a thousand at once each get an instance.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Client, Porto, Reply};
+use crate::harness::{Client, Porto, Reply, fixtures};
 
 /// Runs `request(api, i)` for i in 0..n on n threads at once.
 fn concurrently(
@@ -111,5 +115,63 @@ fn concurrent_idempotent_posts_create_one_order() {
         orders["items"].as_array().map(Vec::len),
         Some(1),
         "exactly one order: {orders}"
+    );
+}
+
+/// 1,000 requests inside instances at once, each with its own: the
+/// instance pool is sized in component instances (a Rust wasip2 component
+/// is three core instances; a pool of 1,000 core instances had refused
+/// every request past 333).
+#[test]
+fn a_thousand_requests_in_flight_each_get_an_instance() {
+    const IN_FLIGHT: usize = 1000;
+    // Long enough to open every connection first, even on a loaded machine.
+    const HOLD_MS: u64 = 20_000;
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', max_concurrency: {IN_FLIGHT}}}}}}}",
+        fixtures()["slow"].display()
+    ))
+    .expect("yaml");
+    let porto = Porto::start(&compose);
+    let address = porto.url("slow").trim_start_matches("http://").to_string();
+    let started = Instant::now();
+    let mut connections: Vec<TcpStream> = (0..IN_FLIGHT)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect");
+            write!(
+                stream,
+                "GET /?ms={HOLD_MS} HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n"
+            )
+            .expect("send");
+            stream
+        })
+        .collect();
+    let status = Client::new(porto.url("admin"));
+    let mut most = 0;
+    while most < IN_FLIGHT && started.elapsed() < Duration::from_millis(HOLD_MS - 1000) {
+        most = most.max(
+            status.get("/status").json()["services"][0]["in_flight"]
+                .as_u64()
+                .unwrap_or_default() as usize,
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mut refused = Vec::new();
+    for stream in &mut connections {
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("reply");
+        if !reply.starts_with("HTTP/1.1 200") {
+            refused.push(reply.lines().next().unwrap_or_default().to_string());
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "{} of {IN_FLIGHT} not answered 200, e.g. {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert_eq!(
+        most, IN_FLIGHT,
+        "porto never had every request in flight at once"
     );
 }

@@ -17,8 +17,8 @@ use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
 pub const WASM_PLATFORM: &str = "wasi/wasm";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
-/// Per service; three services at the default stay inside the engine's
-/// pool of 1,000 instances.
+/// Per service; three services at the default, every request holding two
+/// instances (through the gateway), stay inside the engine's pool of 2,000.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 

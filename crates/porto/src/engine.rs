@@ -19,8 +19,17 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Concurrent instances the pool holds, across all services.
-const POOL_INSTANCES: u32 = 1_000;
+/// Component instances the pool holds at once, across all services: one
+/// per request inside a guest, so 1,000 requests through the gateway (two
+/// instances each) fit. Beyond it a request is refused with 503.
+const POOL_COMPONENT_INSTANCES: u32 = 2_000;
+
+/// Core instances (and tables) the pool keeps per component instance. A
+/// wasm32-wasip2 component made by Rust has three core instances (its
+/// module and wit-component's shim and fixups modules); sized for one
+/// more. The first pool, sized 1,000 in core instances, turned away
+/// every request beyond 333 in flight (bench/in-flight).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
 
 /// Linear memory kept mapped and zeroed with `memset` when an instance
 /// ends, instead of `madvise`d away and faulted back in by the next one.
@@ -70,10 +79,14 @@ pub fn new_engine(max_memory_bytes: u64, allocator: Allocator) -> anyhow::Result
     }
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES)
-        .total_memories(POOL_INSTANCES)
-        .total_tables(POOL_INSTANCES)
+    let core_instances = POOL_COMPONENT_INSTANCES * CORE_INSTANCES_PER_COMPONENT;
+    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+        .total_core_instances(core_instances)
+        .total_tables(core_instances)
+        // One linear memory per component: the shims use their module's.
+        .total_memories(POOL_COMPONENT_INSTANCES)
+        // One fiber stack per instance: each runs its request on one.
+        .total_stacks(POOL_COMPONENT_INSTANCES)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(64 * 1024)

@@ -203,16 +203,7 @@ impl Runtime {
         let request_id = ensure_request_id(&mut request);
         let Ok(_slot) = service.slots.clone().try_acquire_owned() else {
             tracing::warn!(service = %service.name, request_id, "at max_concurrency; refusing");
-            return with_header(
-                error_response(
-                    503,
-                    "overloaded",
-                    "The service is at capacity; retry shortly.",
-                    &request_id,
-                ),
-                http::header::RETRY_AFTER,
-                "1",
-            );
+            return Failure::overloaded("at max_concurrency".into()).into_response(&request_id);
         };
         let head_bytes: usize = request
             .headers()
@@ -249,14 +240,18 @@ impl Runtime {
             Ok(request) => request,
             Err(refusal) => {
                 tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
-                return error_response(refusal.status, refusal.code, refusal.message, &request_id);
+                return refusal.into_response(&request_id);
             }
         };
         match self.run_guest(service, request, &request_id).await {
             Ok(response) => response,
+            Err(failure) if failure.status == 503 => {
+                tracing::warn!(service = %service.name, request_id, "{}", failure.log);
+                failure.into_response(&request_id)
+            }
             Err(failure) => {
                 tracing::error!(service = %service.name, request_id, "{}", failure.log);
-                error_response(failure.status, failure.code, failure.message, &request_id)
+                failure.into_response(&request_id)
             }
         }
     }
@@ -340,6 +335,10 @@ impl Runtime {
                             "returned without setting a response".into(),
                         ))
                     }
+                    Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
+                        failed("pool_exhausted");
+                        Err(Failure::overloaded(format!("{error:#}")))
+                    }
                     Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
                         Some(wasmtime::Trap::Interrupt) => {
                             failed("timeout");
@@ -383,6 +382,26 @@ impl Failure {
             code: "internal_error",
             message: "The service failed while handling this request.",
             log,
+        }
+    }
+
+    /// Out of capacity (the service's max_concurrency or the instance
+    /// pool): the client may retry shortly.
+    fn overloaded(log: String) -> Self {
+        Self {
+            status: 503,
+            code: "overloaded",
+            message: "The service is at capacity; retry shortly.",
+            log,
+        }
+    }
+
+    fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+        let response = error_response(self.status, self.code, self.message, request_id);
+        if self.status == 503 {
+            with_header(response, http::header::RETRY_AFTER, "1")
+        } else {
+            response
         }
     }
 

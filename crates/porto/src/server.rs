@@ -68,3 +68,29 @@ pub async fn serve(
         tracing::warn!(service = %service.name, "drain timeout: closing remaining connections");
     }
 }
+
+/// Raises the soft limit on open files to the hard one: every request
+/// in flight holds a connection, and the usual soft limit of 1,024 would
+/// refuse connections before the instance pool is full.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            tracing::debug!(
+                from = soft,
+                to = limit.rlim_max,
+                "raised the open-file limit"
+            );
+        }
+    }
+}

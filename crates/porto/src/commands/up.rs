@@ -141,6 +141,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             args.compose
         );
     }
+    crate::server::raise_open_file_limit();
     let metrics = Arc::new(Metrics::new());
     let kv = Metered::wrap(
         kv::connect(&app.kv, &args.data, app.kv_pool_size).await?,

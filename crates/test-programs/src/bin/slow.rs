@@ -1,12 +1,21 @@
-//! Fixture: answers after 300 ms, for draining and concurrency tests.
+//! Fixture: answers after 300 ms (or `?ms=N`, up to 60 s), for draining,
+//! concurrency and in-flight memory measurements.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unreachable_code))]
 
 use service_kit::{ApiError, ApiRequest, ApiResponse};
 
 fn main() {}
 
-async fn handle(_request: ApiRequest) -> Result<ApiResponse, ApiError> {
-    wstd::task::sleep(wstd::time::Duration::from_millis(300)).await;
+async fn handle(request: ApiRequest) -> Result<ApiResponse, ApiError> {
+    let ms = match request.query_param("ms")? {
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms <= 60_000)
+            .ok_or_else(|| ApiError::bad_request("invalid_ms", "ms must be 0..=60000"))?,
+        None => 300,
+    };
+    wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
     Ok(ApiResponse::ok(&"slow"))
 }
 
