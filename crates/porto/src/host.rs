@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use opentelemetry::trace::SpanContext;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -28,7 +29,12 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(runtime: &Arc<Runtime>, service: &Arc<ServiceRuntime>, request_id: &str) -> Self {
+    pub fn new(
+        runtime: &Arc<Runtime>,
+        service: &Arc<ServiceRuntime>,
+        request_id: &str,
+        trace: SpanContext,
+    ) -> Self {
         let request_id: Arc<str> = Arc::from(request_id);
         let wasi = WasiCtx::builder()
             .envs(&service.spec.env)
@@ -55,7 +61,7 @@ impl Host {
                 buckets: service.buckets.clone(),
                 service: service.name.clone(),
             },
-            outbound: Outbound::new(runtime.clone(), service.clone(), request_id),
+            outbound: Outbound::new(runtime.clone(), service.clone(), request_id, trace),
             limits: StoreLimitsBuilder::new()
                 .memory_size(usize::try_from(service.spec.max_memory_bytes).unwrap_or(usize::MAX))
                 .instances(64)

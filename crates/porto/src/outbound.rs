@@ -12,6 +12,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use opentelemetry::trace::SpanContext;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use tracing::Instrument as _;
@@ -35,18 +36,26 @@ pub struct Outbound {
     runtime: Arc<Runtime>,
     caller: Arc<ServiceRuntime>,
     request_id: Arc<str>,
-    /// The span of the request this instance serves: every call it makes
-    /// is a child span, and carries that child as its `traceparent`.
+    /// The span of the request this instance serves, and its trace
+    /// context: every call it makes is a child, and carries that child as
+    /// its `traceparent`.
     request_span: tracing::Span,
+    trace: SpanContext,
 }
 
 impl Outbound {
-    pub fn new(runtime: Arc<Runtime>, caller: Arc<ServiceRuntime>, request_id: Arc<str>) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        caller: Arc<ServiceRuntime>,
+        request_id: Arc<str>,
+        trace: SpanContext,
+    ) -> Self {
         Self {
             runtime,
             caller,
             request_id,
             request_span: tracing::Span::current(),
+            trace,
         }
     }
 
@@ -95,16 +104,9 @@ impl WasiHttpHooks for Outbound {
             .unwrap_or_default()
             .to_ascii_lowercase();
         let port = request.uri().port_u16();
-        let span = tracing::info_span!(
-            target: telemetry::TARGET,
-            parent: &self.request_span,
-            "outbound",
-            otel.name = %format_args!("{} -> {host}", self.caller.name),
-            otel.kind = "client",
-            service = %self.caller.name,
-            target_host = %host,
-        );
-        telemetry::inject(&span, request.headers_mut());
+        let (span, trace) =
+            telemetry::outbound_span(&self.caller.name, &host, &self.request_span, &self.trace);
+        telemetry::inject(&trace, request.headers_mut());
         if let Some(target) = self.runtime.service(&host) {
             if !self.caller.spec.allowed_services.contains(&host) {
                 return self.deny(&host, "not in depends_on or x-porto.allow_services");

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
+use opentelemetry::trace::SpanContext;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
@@ -168,21 +169,13 @@ impl Runtime {
     {
         let started = std::time::Instant::now();
         let route = route_class(request.method(), request.uri().path());
-        let span = tracing::info_span!(
-            target: telemetry::TARGET,
-            "request",
-            otel.name = %format_args!("{} {route}", service.name),
-            otel.kind = "server",
-            service = %service.name,
-            route = %route,
-            trace_id = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
-        );
-        let trace_id = telemetry::continue_trace(&span, request.headers());
-        span.record("trace_id", trace_id.as_str());
+        let (span, trace) = telemetry::request_span(&service.name, &route, request.headers());
         // The guest sees its own span as the parent of what it does.
-        telemetry::inject(&span, request.headers_mut());
-        let response = self.answer(service, request).instrument(span.clone()).await;
+        telemetry::inject(&trace, request.headers_mut());
+        let response = self
+            .answer(service, request, &trace)
+            .instrument(span.clone())
+            .await;
         let (status, took) = (response.status().as_u16(), started.elapsed());
         span.record("http.response.status_code", status);
         service.stats.record(status, took);
@@ -195,6 +188,7 @@ impl Runtime {
         self: &Arc<Self>,
         service: &Arc<ServiceRuntime>,
         mut request: hyper::Request<B>,
+        trace: &SpanContext,
     ) -> hyper::Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -243,7 +237,7 @@ impl Runtime {
                 return refusal.into_response(&request_id);
             }
         };
-        match self.run_guest(service, request, &request_id).await {
+        match self.run_guest(service, request, &request_id, trace).await {
             Ok(response) => response,
             Err(failure) if failure.status == 503 => {
                 tracing::warn!(service = %service.name, request_id, "{}", failure.log);
@@ -261,13 +255,17 @@ impl Runtime {
         service: &Arc<ServiceRuntime>,
         request: hyper::Request<B>,
         request_id: &str,
+        trace: &SpanContext,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let timeout = service.spec.request_timeout;
-        let mut store = Store::new(&self.engine, Host::new(self, service, request_id));
+        let mut store = Store::new(
+            &self.engine,
+            Host::new(self, service, request_id, trace.clone()),
+        );
         store.limiter(|host| &mut host.limits);
         // Every tick a running guest yields to tokio, so a guest that never
         // awaits (an infinite loop) cannot hold a worker thread; once its

@@ -1,21 +1,24 @@
 //! Logs and traces: one `tracing` subscriber with two outputs.
 //!
 //! - Log lines (text or JSON) on stderr, filtered by `--log`.
-//! - Spans, through OpenTelemetry: every request is a `request` span and
-//!   every outbound call an `outbound` span. W3C `traceparent` is taken
-//!   from an incoming request or a trace is started, and porto writes it
-//!   onto every call a guest makes, in-process or over the network, so a
-//!   request through the gateway is one trace. Spans are exported by OTLP
-//!   (HTTP/JSON) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; otherwise they
-//!   only give the log lines their `trace_id`.
+//! - Traces. W3C `traceparent` is taken from an incoming request or a
+//!   trace is started, and porto writes it onto every call a guest makes,
+//!   in-process or over the network, so a request through the gateway is
+//!   one trace. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, every request
+//!   is an OpenTelemetry `request` span and every outbound call an
+//!   `outbound` span, exported by OTLP (HTTP/JSON). Otherwise porto only
+//!   carries the trace context along and gives log lines their
+//!   `trace_id`: building OpenTelemetry spans nobody exports cost ~10 % of
+//!   a hello-world request (BENCHMARKS.md).
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,6 +32,9 @@ pub enum LogFormat {
     Text,
     Json,
 }
+
+/// Whether spans are exported, set once by [`init`].
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Flushes exported spans when dropped (at exit).
 pub struct Telemetry {
@@ -68,11 +74,16 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
         }
     }
     let provider = provider.build();
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("porto"))
-        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            meta.target() == TARGET
-        }));
+    let exporting =
+        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() && export_problem.is_none();
+    EXPORTING.store(exporting, Ordering::Relaxed);
+    let spans = exporting.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("porto"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.target() == TARGET
+            }))
+    });
     // Colour only for a person at a terminal, not in files and pipes.
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
@@ -97,19 +108,153 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
     Telemetry { provider }
 }
 
-/// Makes `span` a child of the `traceparent` in `headers` (if any) and
-/// returns its trace id.
-pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) -> String {
+/// The span of one request to `service`, and the trace context its
+/// instance's calls continue: a child of the request's `traceparent`, or
+/// the root of a new trace.
+pub fn request_span(
+    service: &str,
+    route: &str,
+    headers: &http::HeaderMap,
+) -> (tracing::Span, SpanContext) {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    let _ = span.set_parent(parent);
-    trace_id(span)
+    if EXPORTING.load(Ordering::Relaxed) {
+        let span = tracing::info_span!(
+            target: TARGET,
+            "request",
+            otel.name = %format_args!("{service} {route}"),
+            otel.kind = "server",
+            service,
+            route,
+            trace_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let _ = span.set_parent(parent);
+        let context = span.context().span().span_context().clone();
+        span.record("trace_id", tracing::field::display(context.trace_id()));
+        return (span, context);
+    }
+    let parent = parent.span().span_context().clone();
+    let ids = RandomIdGenerator::default();
+    let context = if parent.is_valid() {
+        SpanContext::new(
+            parent.trace_id(),
+            ids.new_span_id(),
+            parent.trace_flags(),
+            false,
+            parent.trace_state().clone(),
+        )
+    } else {
+        SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::SAMPLED,
+            false,
+            Default::default(),
+        )
+    };
+    let span = tracing::info_span!(
+        target: TARGET,
+        "request",
+        service,
+        route,
+        trace_id = %context.trace_id(),
+    );
+    (span, context)
 }
 
-/// Writes `span` as the `traceparent` (and `tracestate`) of `headers`.
-pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
-    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+/// The span of an outbound call made by the request of `parent_span`, and
+/// the trace context the call carries. Without export the call needs no
+/// span of its own: only a new span id.
+pub fn outbound_span(
+    caller: &str,
+    target_host: &str,
+    parent_span: &tracing::Span,
+    parent: &SpanContext,
+) -> (tracing::Span, SpanContext) {
+    if EXPORTING.load(Ordering::Relaxed) {
+        let span = tracing::info_span!(
+            target: TARGET,
+            parent: parent_span,
+            "outbound",
+            otel.name = %format_args!("{caller} -> {target_host}"),
+            otel.kind = "client",
+            service = caller,
+            target_host,
+        );
+        let context = span.context().span().span_context().clone();
+        return (span, context);
+    }
+    let context = SpanContext::new(
+        parent.trace_id(),
+        RandomIdGenerator::default().new_span_id(),
+        parent.trace_flags(),
+        false,
+        parent.trace_state().clone(),
+    );
+    (tracing::Span::none(), context)
 }
 
-pub fn trace_id(span: &tracing::Span) -> String {
-    span.context().span().span_context().trace_id().to_string()
+/// Writes `context` as the `traceparent` (and `tracestate`) of `headers`.
+pub fn inject(context: &SpanContext, headers: &mut http::HeaderMap) {
+    let context = opentelemetry::Context::new().with_remote_span_context(context.clone());
+    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT_SPAN: &str = "00f067aa0ba902b7";
+
+    fn traceparent(headers: &http::HeaderMap) -> Vec<String> {
+        let value = headers["traceparent"].to_str().expect("ascii");
+        value.split('-').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_request_continues_the_callers_trace_without_export() {
+        let mut headers = http::HeaderMap::new();
+        let given = format!("00-{TRACE}-{PARENT_SPAN}-01");
+        headers.insert("traceparent", given.parse().expect("header"));
+        let (_span, context) = request_span("user-service", "GET /api/users/:id", &headers);
+        assert_eq!(context.trace_id().to_string(), TRACE);
+        assert_ne!(context.span_id().to_string(), PARENT_SPAN);
+
+        let mut to_guest = http::HeaderMap::new();
+        inject(&context, &mut to_guest);
+        let parts = traceparent(&to_guest);
+        assert_eq!(parts[1], TRACE);
+        assert_eq!(parts[2], context.span_id().to_string());
+        assert_eq!(parts[3], "01");
+
+        let (_, call) = outbound_span(
+            "api-gateway",
+            "user-service",
+            &tracing::Span::none(),
+            &context,
+        );
+        let mut outbound = http::HeaderMap::new();
+        inject(&call, &mut outbound);
+        let parts = traceparent(&outbound);
+        assert_eq!(parts[1], TRACE, "the call stays in the trace");
+        assert_ne!(
+            parts[2],
+            context.span_id().to_string(),
+            "as a span of its own"
+        );
+    }
+
+    #[test]
+    fn a_request_without_traceparent_starts_a_sampled_trace() {
+        let (_, first) = request_span("hello", "GET /", &http::HeaderMap::new());
+        let (_, second) = request_span("hello", "GET /", &http::HeaderMap::new());
+        assert!(first.is_valid() && first.is_sampled());
+        assert_ne!(first.trace_id(), second.trace_id());
+
+        let mut malformed = http::HeaderMap::new();
+        malformed.insert("traceparent", "00-not-a-trace-01".parse().expect("header"));
+        let (_, context) = request_span("hello", "GET /", &malformed);
+        assert!(context.is_valid());
+    }
 }
