@@ -8,18 +8,22 @@
 //! request but what the guest wrote to the key-value store.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
 use opentelemetry::trace::SpanContext;
+use tokio::sync::oneshot;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::ServiceSpec;
@@ -299,70 +303,124 @@ impl Runtime {
         };
         let instantiation = self.metrics.instantiation.get_or_create_owned(&labels);
         let in_flight = self.metrics.in_flight.get_or_create_owned(&labels);
-        let task = tokio::spawn(
-            async move {
-                // Dropped when the instance is done or its task aborted.
-                let _in_flight = InFlight::enter(in_flight);
-                let started = std::time::Instant::now();
-                let proxy = pre.instantiate_async(&mut store).await?;
-                instantiation.observe(started.elapsed().as_secs_f64());
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-            }
-            // The guest's output is logged inside its request's span.
-            .instrument(tracing::Span::current()),
-        );
-        let failed = |kind: &str| self.metrics.guest_failure(&service.name, kind);
-
-        match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(Ok(response))) => Ok(response),
-            Ok(Ok(Err(code))) => {
-                failed("error_response");
-                Err(Failure::internal(format!(
-                    "guest answered with an error: {code:?}"
-                )))
-            }
-            Ok(Err(_)) => {
-                // The guest ended without a response: find out why.
-                match task.await {
-                    Ok(Ok(())) => {
-                        failed("no_response");
-                        Err(Failure::internal(
-                            "returned without setting a response".into(),
-                        ))
-                    }
-                    Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
-                        failed("pool_exhausted");
-                        Err(Failure::overloaded(format!("{error:#}")))
-                    }
-                    Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
-                        Some(wasmtime::Trap::Interrupt) => {
-                            failed("timeout");
-                            Err(Failure::timeout(timeout))
-                        }
-                        Some(trap) => {
-                            failed(&snake_case(&format!("{trap:?}")));
-                            Err(Failure::internal(format!("trapped: {error:?}")))
-                        }
-                        None => {
-                            failed("host_error");
-                            Err(Failure::internal(format!("failed: {error:?}")))
-                        }
-                    },
-                    Err(join) => {
-                        failed("host_error");
-                        Err(Failure::internal(format!("instance task failed: {join}")))
-                    }
+        let mut guest: Guest = Box::pin(async move {
+            // Dropped when the instance is done or its future dropped.
+            let _in_flight = InFlight::enter(in_flight);
+            let started = std::time::Instant::now();
+            let proxy = pre.instantiate_async(&mut store).await?;
+            instantiation.observe(started.elapsed().as_secs_f64());
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+        });
+        let mut receiver = receiver;
+        // The guest runs in this connection's task until it answers, and
+        // is spawned only if it still has work then (streaming the rest of
+        // a body). A guest that answers without waiting, like hello, costs
+        // no task and no wake-up of another worker.
+        let first = tokio::time::timeout(
+            timeout,
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(answer) = Pin::new(&mut receiver).poll(cx) {
+                    return Poll::Ready(Stage::Answered(answer));
                 }
-            }
+                poll_guest(&mut guest, cx).map(Stage::Ended)
+            }),
+        )
+        .await;
+        let answer = match first {
             Err(_) => {
-                task.abort();
-                failed("timeout");
-                Err(Failure::timeout(timeout))
+                // Dropping the guest drops its instance.
+                self.metrics.guest_failure(&service.name, "timeout");
+                return Err(Failure::timeout(timeout));
             }
-        }
+            Ok(Stage::Answered(Ok(answer))) => {
+                tokio::spawn(async move {
+                    let _ = guest.await;
+                });
+                answer
+            }
+            Ok(Stage::Answered(Err(_))) => {
+                // The guest dropped its response slot unset: find out why
+                // once it ends.
+                let ended = std::future::poll_fn(|cx| poll_guest(&mut guest, cx)).await;
+                return Err(self.diagnose(service, ended, timeout));
+            }
+            Ok(Stage::Ended(ended)) => match receiver.try_recv() {
+                Ok(answer) => answer,
+                Err(_) => return Err(self.diagnose(service, ended, timeout)),
+            },
+        };
+        answer.map_err(|code| {
+            self.metrics.guest_failure(&service.name, "error_response");
+            Failure::internal(format!("guest answered with an error: {code:?}"))
+        })
+    }
+
+    /// Why a guest ended without answering, counted by kind.
+    fn diagnose(
+        &self,
+        service: &ServiceRuntime,
+        ended: Result<wasmtime::Result<()>, String>,
+        timeout: std::time::Duration,
+    ) -> Failure {
+        let (kind, failure) = match ended {
+            Ok(Ok(())) => (
+                "no_response".to_string(),
+                Failure::internal("returned without setting a response".into()),
+            ),
+            Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => (
+                "pool_exhausted".to_string(),
+                Failure::overloaded(format!("{error:#}")),
+            ),
+            Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => {
+                    ("timeout".to_string(), Failure::timeout(timeout))
+                }
+                Some(trap) => (
+                    snake_case(&format!("{trap:?}")),
+                    Failure::internal(format!("trapped: {error:?}")),
+                ),
+                None => (
+                    "host_error".to_string(),
+                    Failure::internal(format!("failed: {error:?}")),
+                ),
+            },
+            Err(panic) => (
+                "host_error".to_string(),
+                Failure::internal(format!("host panicked while running the guest: {panic}")),
+            ),
+        };
+        self.metrics.guest_failure(&service.name, &kind);
+        failure
+    }
+}
+
+/// One request's instance, from instantiation to the end of its handler.
+type Guest = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+
+/// What came first: the guest's answer, or the end of the guest.
+enum Stage {
+    Answered(
+        Result<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>, oneshot::error::RecvError>,
+    ),
+    Ended(Result<wasmtime::Result<()>, String>),
+}
+
+/// Polls `guest`, turning a panic in the host code it runs into an error
+/// for its request alone, as a panicking task would have been.
+fn poll_guest(
+    guest: &mut Guest,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Result<wasmtime::Result<()>, String>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guest.as_mut().poll(cx))) {
+        Ok(poll) => poll.map(Ok),
+        Err(panic) => Poll::Ready(Err(panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic".into()))),
     }
 }
 
