@@ -1,19 +1,21 @@
 //! HTTP/1.1 listeners for published ports.
 //!
-//! [`serve`] takes an already-bound listener and a shutdown signal: when
-//! the signal fires it stops accepting, lets every open connection finish
-//! its in-flight request (keep-alive connections are told to close), and
-//! returns once they have, or when the drain timeout runs out.
+//! [`serve`] accepts on an already-bound listener and deals the
+//! connections out to [`Workers`], one thread per core, which serve them
+//! until the shutdown signal; then they stop taking connections, let every
+//! open one finish its in-flight request (keep-alive connections are told
+//! to close), and end once they have, or when the drain timeout runs out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::runtime::{Runtime, ServiceRuntime};
 
@@ -21,28 +23,85 @@ use crate::runtime::{Runtime, ServiceRuntime};
 /// before the head is parsed (the head itself is limited in `runtime`).
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub async fn serve(
-    listener: TcpListener,
+/// Threads that serve connections, each with a single-threaded tokio
+/// runtime of its own. A connection's requests, their instances and the
+/// in-process calls those make all stay on one thread: no work stealing,
+/// no waking another worker for a task. Connections are dealt out in turn.
+#[derive(Clone)]
+pub struct Workers {
+    inboxes: Arc<Vec<mpsc::UnboundedSender<Connection>>>,
+    next: Arc<AtomicUsize>,
+}
+
+struct Connection {
+    stream: std::net::TcpStream,
     runtime: Arc<Runtime>,
     service: Arc<ServiceRuntime>,
+}
+
+/// Waits for every worker to finish draining.
+pub struct WorkersDone(Vec<oneshot::Receiver<()>>);
+
+impl WorkersDone {
+    pub async fn wait(self) {
+        for done in self.0 {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Workers {
+    /// One worker per core. On `shutdown` each stops taking connections,
+    /// lets its open ones finish their in-flight request (keep-alive
+    /// connections are told to close) and ends, or closes them when the
+    /// drain timeout runs out.
+    pub fn start(
+        shutdown: &watch::Receiver<bool>,
+        drain_timeout: Duration,
+    ) -> anyhow::Result<(Self, WorkersDone)> {
+        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let (mut inboxes, mut done) = (Vec::new(), Vec::new());
+        for index in 0..count {
+            let (inbox, connections) = mpsc::unbounded_channel();
+            let (finished, finished_rx) = oneshot::channel();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("porto-worker-{index}"))
+                .spawn(move || {
+                    runtime.block_on(work(connections, shutdown, drain_timeout));
+                    let _ = finished.send(());
+                })?;
+            inboxes.push(inbox);
+            done.push(finished_rx);
+        }
+        let workers = Self {
+            inboxes: Arc::new(inboxes),
+            next: Arc::new(AtomicUsize::new(0)),
+        };
+        Ok((workers, WorkersDone(done)))
+    }
+
+    fn dispatch(&self, connection: Connection) {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
+        // A worker only goes away at shutdown, when nothing is accepted.
+        let _ = self.inboxes[index].send(connection);
+    }
+}
+
+async fn work(
+    mut connections: mpsc::UnboundedReceiver<Connection>,
     mut shutdown: watch::Receiver<bool>,
     drain_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(service = %service.name, error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let (runtime, service) = (runtime.clone(), service.clone());
+            received = connections.recv() => {
+                let Some(Connection { stream, runtime, service }) = received else { break };
+                let Ok(stream) = TcpStream::from_std(stream) else { continue };
                 let handler = service_fn(move |request| {
                     let (runtime, service) = (runtime.clone(), service.clone());
                     async move { Ok::<_, std::convert::Infallible>(runtime.handle(&service, request).await) }
@@ -60,12 +119,42 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!(service = %service.name, "drain timeout: closing remaining connections");
+        tracing::warn!("drain timeout: closing remaining connections");
+    }
+}
+
+/// Accepts connections on `listener` for `service` and hands them to the
+/// workers, until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    runtime: Arc<Runtime>,
+    service: Arc<ServiceRuntime>,
+    mut shutdown: watch::Receiver<bool>,
+    workers: Workers,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted.and_then(|(stream, _)| {
+                    stream.set_nodelay(true)?;
+                    stream.into_std()
+                }) {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(service = %service.name, error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                workers.dispatch(Connection { stream, runtime: runtime.clone(), service: service.clone() });
+            }
+            _ = shutdown.changed() => break,
+        }
     }
 }
 

@@ -290,6 +290,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
 
     let drain = Duration::from_secs(args.drain_timeout);
+    let (workers, workers_done) = server::Workers::start(&stop, drain)?;
     for (name, listener) in listeners {
         let service = runtime
             .service(&name)
@@ -299,7 +300,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             runtime.clone(),
             service,
             stop.clone(),
-            drain,
+            workers.clone(),
         )));
     }
     let mut stop_wait = stop.clone();
@@ -311,6 +312,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    workers_done.wait().await;
     println!("porto: stopped");
     Ok(())
 }
