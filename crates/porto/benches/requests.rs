@@ -92,7 +92,12 @@ fn benchmarks(c: &mut Criterion) {
     // SAFETY: before the benchmarks start any thread.
     unsafe { porto::engine::library_backtraces_off_unless_asked() };
     let dir = tempfile::tempdir().expect("tempdir");
-    let tokio = tokio::runtime::Runtime::new().expect("tokio");
+    // Single-threaded, like each of porto's worker threads: an in-process
+    // call's tasks then run beside the request, not on another thread.
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
 
     let hello = dir.path().join("hello.yaml");
     std::fs::write(
