@@ -111,10 +111,21 @@ pub struct WatchSetup {
     pub services: Vec<(String, ComponentSource, PathBuf)>,
 }
 
-/// Watches until `stop` fires. Returns an error only if watching cannot
-/// start at all.
-pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut watched: Vec<Watched> = setup
+/// The file watcher, set up and watching; [`Watching::run`] acts on what
+/// it sees.
+pub struct Watching {
+    setup: WatchSetup,
+    watched: Vec<Watched>,
+    watcher: notify::RecommendedWatcher,
+    directories: BTreeSet<PathBuf>,
+    changes: mpsc::UnboundedReceiver<PathBuf>,
+}
+
+/// Starts watching every service built from sources, before porto says
+/// it is ready, so `porto: watching` always comes first. `None` when no
+/// service is built from sources.
+pub fn start(setup: WatchSetup) -> anyhow::Result<Option<Watching>> {
+    let watched: Vec<Watched> = setup
         .services
         .iter()
         .filter_map(|(name, source, wasm)| match source {
@@ -124,9 +135,9 @@ pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::
         .collect();
     if watched.is_empty() {
         println!("porto: --watch: no service is built from sources; nothing to watch");
-        return Ok(());
+        return Ok(None);
     }
-    let (events, mut changes) = mpsc::unbounded_channel::<PathBuf>();
+    let (events, changes) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
@@ -137,7 +148,7 @@ pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::
         }
     })
     .context("--watch: starting the file watcher")?;
-    let mut directories: BTreeSet<PathBuf> = watched
+    let directories: BTreeSet<PathBuf> = watched
         .iter()
         .flat_map(|w| w.directories.iter().cloned())
         .collect();
@@ -155,44 +166,63 @@ pub async fn run(setup: WatchSetup, mut stop: watch::Receiver<bool>) -> anyhow::
             .collect::<Vec<_>>()
             .join(", ")
     );
+    Ok(Some(Watching {
+        setup,
+        watched,
+        watcher,
+        directories,
+        changes,
+    }))
+}
 
-    loop {
-        let first = tokio::select! {
-            path = changes.recv() => match path {
-                Some(path) => path,
-                None => return Ok(()),
-            },
-            _ = stop.changed() => return Ok(()),
-        };
-        let mut changed = vec![first];
-        while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {
-            changed.push(path);
-        }
-        let affected: Vec<usize> = (0..watched.len())
-            .filter(|&i| changed.iter().any(|p| watched[i].affected_by(p)))
-            .collect();
-        for i in affected {
-            let service = &watched[i];
-            match rebuild(&setup, &service.name, &service.dir).await {
-                Ok(Some((wasm, took, digest))) => {
-                    println!(
-                        "porto: reloaded {} in {:.1}s (wasm sha256:{})",
-                        service.name,
-                        took.as_secs_f64(),
-                        &digest[..16]
-                    );
-                    watched[i] = Watched::new(&service.name, &service.dir, &wasm);
-                    for dir in &watched[i].directories {
-                        if directories.insert(dir.clone()) {
-                            let _ = watcher.watch(dir, RecursiveMode::NonRecursive);
+impl Watching {
+    /// Rebuilds and swaps in what changes, until `stop` fires.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let Self {
+            setup,
+            mut watched,
+            mut watcher,
+            mut directories,
+            mut changes,
+        } = self;
+        loop {
+            let first = tokio::select! {
+                path = changes.recv() => match path {
+                    Some(path) => path,
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            };
+            let mut changed = vec![first];
+            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {
+                changed.push(path);
+            }
+            let affected: Vec<usize> = (0..watched.len())
+                .filter(|&i| changed.iter().any(|p| watched[i].affected_by(p)))
+                .collect();
+            for i in affected {
+                let service = &watched[i];
+                match rebuild(&setup, &service.name, &service.dir).await {
+                    Ok(Some((wasm, took, digest))) => {
+                        println!(
+                            "porto: reloaded {} in {:.1}s (wasm sha256:{})",
+                            service.name,
+                            took.as_secs_f64(),
+                            &digest[..16]
+                        );
+                        watched[i] = Watched::new(&service.name, &service.dir, &wasm);
+                        for dir in &watched[i].directories {
+                            if directories.insert(dir.clone()) {
+                                let _ = watcher.watch(dir, RecursiveMode::NonRecursive);
+                            }
                         }
                     }
+                    Ok(None) => println!("porto: {} unchanged", service.name),
+                    Err(error) => println!(
+                        "porto: rebuilding {} failed; still serving the previous build\n{error:#}",
+                        service.name
+                    ),
                 }
-                Ok(None) => println!("porto: {} unchanged", service.name),
-                Err(error) => println!(
-                    "porto: rebuilding {} failed; still serving the previous build\n{error:#}",
-                    service.name
-                ),
             }
         }
     }

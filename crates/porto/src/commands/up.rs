@@ -262,12 +262,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 .map(|(spec, source)| (spec.name.clone(), spec.source.clone(), source.path.clone()))
                 .collect(),
         };
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(error) = watch::run(setup, stop).await {
-                eprintln!("porto: {error:#}");
-            }
-        }));
+        match watch::start(setup) {
+            Ok(Some(watching)) => tasks.push(tokio::spawn(watching.run(stop.clone()))),
+            Ok(None) => {}
+            // Serving goes on without it.
+            Err(error) => eprintln!("porto: {error:#}"),
+        }
     }
     if let Some(listener) = admin {
         let addr = listener.local_addr()?;
