@@ -59,7 +59,7 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
     }
     let mut provider = SdkTracerProvider::builder()
         .with_resource(Resource::builder_empty().with_service_name("porto").build());
-    let mut export_problem = None;
+    let (mut exporting, mut export_problem) = (false, None);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         use opentelemetry_otlp::{Protocol, WithExportConfig};
         // The HTTP client is built on rustls without a default provider.
@@ -69,13 +69,14 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
             .with_protocol(Protocol::HttpJson)
             .build()
         {
-            Ok(exporter) => provider = provider.with_batch_exporter(exporter),
+            Ok(exporter) => {
+                provider = provider.with_batch_exporter(exporter);
+                exporting = true;
+            }
             Err(e) => export_problem = Some(e.to_string()),
         }
     }
     let provider = provider.build();
-    let exporting =
-        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() && export_problem.is_none();
     EXPORTING.store(exporting, Ordering::Relaxed);
     let spans = exporting.then(|| {
         tracing_opentelemetry::layer()
@@ -134,16 +135,10 @@ pub fn request_span(
         return (span, context);
     }
     let parent = parent.span().span_context().clone();
-    let ids = RandomIdGenerator::default();
     let context = if parent.is_valid() {
-        SpanContext::new(
-            parent.trace_id(),
-            ids.new_span_id(),
-            parent.trace_flags(),
-            false,
-            parent.trace_state().clone(),
-        )
+        child_of(&parent)
     } else {
+        let ids = RandomIdGenerator::default();
         SpanContext::new(
             ids.new_trace_id(),
             ids.new_span_id(),
@@ -184,14 +179,18 @@ pub fn outbound_span(
         let context = span.context().span().span_context().clone();
         return (span, context);
     }
-    let context = SpanContext::new(
+    (tracing::Span::none(), child_of(parent))
+}
+
+/// A new span in `parent`'s trace, as its child.
+fn child_of(parent: &SpanContext) -> SpanContext {
+    SpanContext::new(
         parent.trace_id(),
         RandomIdGenerator::default().new_span_id(),
         parent.trace_flags(),
         false,
         parent.trace_state().clone(),
-    );
-    (tracing::Span::none(), context)
+    )
 }
 
 /// Writes `context` as the `traceparent` (and `tracestate`) of `headers`.
