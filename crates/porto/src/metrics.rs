@@ -167,6 +167,18 @@ impl Metrics {
         text
     }
 
+    /// `service`'s handles to the metrics every instance touches, looked
+    /// up once instead of by label on every request.
+    pub fn for_service(&self, service: &str) -> ServiceMetrics {
+        let labels = ServiceLabels {
+            service: service.to_string(),
+        };
+        ServiceMetrics {
+            in_flight: self.in_flight.get_or_create_owned(&labels),
+            instantiation: self.instantiation.get_or_create_owned(&labels),
+        }
+    }
+
     /// Counts one answered request.
     pub fn observe_request(&self, service: &str, route: String, status: u16, took: Duration) {
         let route = self.bounded_route(service, route);
@@ -225,6 +237,13 @@ impl Metrics {
             "other".into()
         }
     }
+}
+
+/// One service's series of the per-instance metrics.
+#[derive(Clone)]
+pub struct ServiceMetrics {
+    pub in_flight: Gauge,
+    pub instantiation: Histogram,
 }
 
 /// Counts one running instance for as long as it lives.

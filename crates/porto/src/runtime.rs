@@ -30,7 +30,7 @@ use crate::app::ServiceSpec;
 use crate::engine::EPOCH_TICK;
 use crate::host::Host;
 use crate::kv::KvBackend;
-use crate::metrics::{InFlight, Metrics, ServiceLabels, route_class, snake_case};
+use crate::metrics::{InFlight, Metrics, ServiceMetrics, route_class, snake_case};
 use crate::stats::ServiceStats;
 use crate::telemetry;
 use tracing::Instrument as _;
@@ -50,6 +50,8 @@ pub struct ServiceRuntime {
     pub stats: ServiceStats,
     /// One permit per running instance; none left means 503, never a queue.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Its series of the per-instance metrics, from its first request on.
+    metrics: std::sync::OnceLock<ServiceMetrics>,
 }
 
 pub struct Runtime {
@@ -109,6 +111,7 @@ impl ServiceRuntime {
             spec,
             current: std::sync::RwLock::new(Arc::new(loaded)),
             stats: ServiceStats::default(),
+            metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -298,11 +301,13 @@ impl Runtime {
             .new_response_outparam(sender)
             .map_err(|e| Failure::internal(format!("response slot: {e:#}")))?;
         let pre = service.current().pre.clone();
-        let labels = ServiceLabels {
-            service: service.name.to_string(),
-        };
-        let instantiation = self.metrics.instantiation.get_or_create_owned(&labels);
-        let in_flight = self.metrics.in_flight.get_or_create_owned(&labels);
+        let ServiceMetrics {
+            in_flight,
+            instantiation,
+        } = service
+            .metrics
+            .get_or_init(|| self.metrics.for_service(&service.name))
+            .clone();
         let mut guest: Guest = Box::pin(async move {
             // Dropped when the instance is done or its future dropped.
             let _in_flight = InFlight::enter(in_flight);
