@@ -25,7 +25,8 @@ use crate::runtime::{Runtime, ServiceRuntime};
 /// the wake-up it planned, which is every timer when none was pending as it
 /// last parked. Each request that waits registers two (porto's request
 /// timeout and the guest's own `wasi:clocks` deadline): two syscalls per
-/// gateway request under load, none with this heartbeat pending.
+/// gateway request under load, none with this heartbeat pending (for
+/// deadlines further off than its next beat, as the default ones are).
 const TIMER_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// hyper's read buffer: a bound on what one connection can make porto hold
