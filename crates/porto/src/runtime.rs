@@ -289,7 +289,7 @@ impl Runtime {
             })
         });
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
             .http()
@@ -319,7 +319,6 @@ impl Runtime {
                 .call_handle(&mut store, incoming, outparam)
                 .await
         });
-        let mut receiver = receiver;
         // The guest runs in this connection's task until it answers, and
         // is spawned only if it still has work then (streaming the rest of
         // a body). A guest that answers without waiting, like hello, costs
