@@ -60,7 +60,7 @@ fn docker_compose_file_describes_the_wasm_stack() {
     let text = std::fs::read_to_string(&path).expect("read");
     let file = porto::compose::parse(&text).expect("porto reads it");
     let app = porto::app::App::from_compose(file, &deploy()).expect("valid Compose");
-    let names: BTreeSet<&str> = app.services.iter().map(|s| s.name.as_str()).collect();
+    let names: BTreeSet<&str> = app.services.iter().map(|s| s.name()).collect();
     assert_eq!(names, SERVICES.into_iter().collect());
 
     let doc: Value = serde_yaml_ng::from_str(&text).expect("yaml");
@@ -85,7 +85,7 @@ fn docker_compose_file_describes_the_wasm_stack() {
     assert!(doc["networks"]["microservices"].is_mapping());
     // Every service URL names a service of this file.
     for service in &app.services {
-        for (key, value) in &service.env {
+        for (key, value) in &service.config.env {
             if let Some(rest) = key
                 .ends_with("_URL")
                 .then(|| value.strip_prefix("http://"))
@@ -95,7 +95,7 @@ fn docker_compose_file_describes_the_wasm_stack() {
                 assert!(
                     names.contains(host),
                     "{}: {key}={value} names no service",
-                    service.name
+                    service.name()
                 );
             }
         }

@@ -11,17 +11,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
 use porto::app::App;
 use porto::components;
-use porto::kv::metered::Metered;
-use porto::metrics::Metrics;
-use porto::runtime::Runtime;
-use porto::stack::Stack;
+use porto_host::{Allocator, Stack};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -50,7 +46,8 @@ fn hello_wasm() -> PathBuf {
     target.join("wasm32-wasip2/release/hello.wasm")
 }
 
-fn stack(compose: &Path, dir: &Path) -> Arc<Runtime> {
+/// The stack of a Compose file, started as `porto up` starts it.
+fn stack(compose: &Path, dir: &Path) -> Stack {
     // Each stack owns its store: the embedded one is one process's file.
     let dir = &dir.join(compose.file_stem().unwrap_or_default());
     let app = App::load(&[compose.to_path_buf()]).expect("compose");
@@ -59,25 +56,12 @@ fn stack(compose: &Path, dir: &Path) -> Arc<Runtime> {
         .iter()
         .map(|spec| components::resolve(spec, &dir.join("images")).expect("component"))
         .collect();
-    let metrics = Arc::new(Metrics::new());
     let kv = tokio::runtime::Runtime::new()
         .expect("tokio")
-        .block_on(porto::kv::connect(
-            &app.kv,
-            &dir.join("data"),
-            app.kv_pool_size,
-        ))
+        .block_on(app.connect_kv(&dir.join("data")))
         .expect("kv");
-    Stack::assemble(
-        &app,
-        &sources,
-        Metered::wrap(kv, metrics.clone()),
-        metrics,
-        &dir.join("cache"),
-        porto::engine::Allocator::Auto,
-    )
-    .expect("stack")
-    .runtime
+    Stack::start(app.stack_config(&sources, kv, Allocator::Auto, &dir.join("cache")))
+        .expect("stack")
 }
 
 fn get(path: &str) -> hyper::Request<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> {
@@ -90,7 +74,7 @@ fn get(path: &str) -> hyper::Request<http_body_util::combinators::BoxBody<Bytes,
 fn benchmarks(c: &mut Criterion) {
     // Measured as the porto binary runs.
     // SAFETY: before the benchmarks start any thread.
-    unsafe { porto::engine::library_backtraces_off_unless_asked() };
+    unsafe { porto_host::library_backtraces_off_unless_asked() };
     let dir = tempfile::tempdir().expect("tempdir");
     // Single-threaded, like each of porto's worker threads: an in-process
     // call's tasks then run beside the request, not on another thread.
@@ -108,21 +92,22 @@ fn benchmarks(c: &mut Criterion) {
         ),
     )
     .expect("write");
-    let runtime = stack(&hello, dir.path());
-    let service = runtime.service("hello").expect("hello");
+    let hello = stack(&hello, dir.path());
     c.bench_function("fresh_instance/hello", |b| {
         b.to_async(&tokio).iter(|| async {
-            let response = runtime.handle(&service, get("/")).await;
+            let response = hello.handle("hello", get("/")).await.expect("hello");
             assert_eq!(response.status(), 200);
             response.into_body().collect().await.expect("body");
         })
     });
 
-    let runtime = stack(&repo().join("compose.yaml"), dir.path());
-    let gateway = runtime.service("api-gateway").expect("gateway");
+    let shop = stack(&repo().join("compose.yaml"), dir.path());
     c.bench_function("in_process_call/gateway_to_user_service", |b| {
         b.to_async(&tokio).iter(|| async {
-            let response = runtime.handle(&gateway, get("/api/users/1")).await;
+            let response = shop
+                .handle("api-gateway", get("/api/users/1"))
+                .await
+                .expect("gateway");
             assert_eq!(response.status(), 200);
             response.into_body().collect().await.expect("body");
         })

@@ -1,7 +1,7 @@
 //! The admin listener (`--admin`, default 127.0.0.1:9090): what porto is
 //! doing, for machines and for people.
 //!
-//! - `GET /metrics`: Prometheus/OpenMetrics text ([`crate::metrics`]);
+//! - `GET /metrics`: Prometheus/OpenMetrics text (what the host counts);
 //! - `GET /status`: JSON, one entry per service (what `porto ps` prints);
 //! - `GET /`: a live page drawn from `/status`.
 //!
@@ -22,9 +22,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::metrics::ServiceLabels;
-use crate::runtime::Runtime;
-use crate::stats::Snapshot;
+use porto_host::{ServiceStatus as Running, Snapshot, Stack};
 
 const PAGE: &str = include_str!("admin/status.html");
 
@@ -60,29 +58,28 @@ pub struct ServiceStatus {
     pub p99_ms: Option<f64>,
 }
 
-pub fn status(runtime: &Runtime, info: &StackInfo) -> Status {
-    let services = runtime
-        .services()
+pub fn status(stack: &Stack, info: &StackInfo) -> Status {
+    let services = stack
+        .status()
         .into_iter()
-        .map(|service| {
-            let Snapshot {
-                served,
-                server_errors,
-                error_rate,
-                p50_ms,
-                p99_ms,
-            } = service.stats.snapshot();
-            let in_flight = runtime
-                .metrics
-                .in_flight
-                .get_or_create(&ServiceLabels {
-                    service: service.name.to_string(),
-                })
-                .get();
+        .map(|running| {
+            let Running {
+                name,
+                digest,
+                in_flight,
+                stats:
+                    Snapshot {
+                        served,
+                        server_errors,
+                        error_rate,
+                        p50_ms,
+                        p99_ms,
+                    },
+            } = running;
             ServiceStatus {
-                name: service.name.to_string(),
-                digest: format!("sha256:{}", service.current().digest),
-                urls: info.urls.get(&*service.name).cloned().unwrap_or_default(),
+                urls: info.urls.get(&name).cloned().unwrap_or_default(),
+                name,
+                digest: format!("sha256:{digest}"),
                 in_flight,
                 served,
                 server_errors,
@@ -103,7 +100,7 @@ pub fn status(runtime: &Runtime, info: &StackInfo) -> Status {
 }
 
 fn respond(
-    runtime: &Runtime,
+    stack: &Stack,
     info: &StackInfo,
     request: &Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -111,12 +108,12 @@ fn respond(
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            runtime.metrics.render(),
+            stack.metrics(),
         ),
         (&Method::GET, "/status") => (
             StatusCode::OK,
             "application/json",
-            serde_json::to_string(&status(runtime, info)).unwrap_or_default(),
+            serde_json::to_string(&status(stack, info)).unwrap_or_default(),
         ),
         (&Method::GET, "/") => (StatusCode::OK, "text/html; charset=utf-8", PAGE.to_string()),
         (_, "/metrics" | "/status" | "/") => (
@@ -141,7 +138,7 @@ fn respond(
 
 pub async fn serve(
     listener: TcpListener,
-    runtime: Arc<Runtime>,
+    stack: Stack,
     info: Arc<StackInfo>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -152,9 +149,9 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let (runtime, info) = (runtime.clone(), info.clone());
+                let (stack, info) = (stack.clone(), info.clone());
                 let handler = service_fn(move |request| {
-                    let response = respond(&runtime, &info, &request);
+                    let response = respond(&stack, &info, &request);
                     async move { Ok::<_, Infallible>(response) }
                 });
                 tokio::spawn(async move {

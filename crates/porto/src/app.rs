@@ -3,24 +3,25 @@
 //! Everything that can be wrong with the file is found here, before any
 //! component is built or any socket bound: unknown dependencies, cycles,
 //! bad ports, a service with no component source. What comes out is in
-//! start-up order (dependencies first).
+//! start-up order (dependencies first), each service as the plain
+//! [`ServiceConfig`] the host runs plus what only porto's CLI uses: where
+//! its component comes from and which ports it publishes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use porto_host::{Allocator, Limits, ServiceConfig, StackConfig};
+use porto_kv::{KvBackend, KvSpec};
 
+use crate::components::ComponentBytes;
 use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
 
 pub const WASM_PLATFORM: &str = "wasi/wasm";
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
-/// Per service; three services at the default, every request holding two
-/// instances (through the gateway), stay inside the engine's pool of 2,000.
-pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug)]
 pub struct App {
@@ -30,51 +31,27 @@ pub struct App {
     pub services: Vec<ServiceSpec>,
     /// Services porto leaves to other tools (databases, caches).
     pub others: Vec<OtherService>,
+    /// `x-porto.kv`, unless a flag overrides it ([`App::override_kv`]).
     pub kv: KvSpec,
-    pub kv_pool_size: usize,
+    /// Connections to a Redis/PostgreSQL backend (`x-porto.kv_pool_size`).
+    pub kv_pool_size: NonZeroUsize,
 }
 
-pub const DEFAULT_KV_POOL_SIZE: usize = 16;
-
-impl KvSpec {
-    /// `embedded`, `redis://…` or `postgres://…`.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
-        match text.trim() {
-            "" | "embedded" => Ok(Self::Embedded),
-            url if url.starts_with("redis://")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://") =>
-            {
-                Ok(Self::Url(url.to_string()))
-            }
-            other => bail!(
-                "key-value backend: expected `embedded`, `redis://…` or `postgres://…`, found {other:?}"
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KvSpec {
-    Embedded,
-    Url(String),
-}
+pub const DEFAULT_KV_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).expect("16 is not zero");
 
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
-    pub name: String,
     pub source: ComponentSource,
     pub ports: Vec<PublishedPortSpec>,
-    pub env: Vec<(String, String)>,
-    /// Services this one may call: `depends_on` plus `x-porto.allow_services`.
-    pub allowed_services: BTreeSet<String>,
-    /// Network hosts this one may call (`host` or `host:port`).
-    pub allowed_hosts: Vec<String>,
-    pub buckets: BTreeSet<String>,
-    pub request_timeout: Duration,
-    pub max_memory_bytes: u64,
-    pub max_concurrency: usize,
-    pub max_body_bytes: u64,
+    /// Everything the host needs: environment, allow-lists (`depends_on`
+    /// plus `x-porto.allow_services` / `allow_hosts`), buckets, limits.
+    pub config: ServiceConfig,
+}
+
+impl ServiceSpec {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +93,14 @@ impl App {
     }
 
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
-        let kv =
-            KvSpec::parse(file.porto.kv.as_deref().unwrap_or_default()).context("x-porto.kv")?;
+        let kv = file
+            .porto
+            .kv
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .context("x-porto.kv")?;
         let kv_pool_size = file.porto.kv_pool_size.unwrap_or(DEFAULT_KV_POOL_SIZE);
-        if kv_pool_size == 0 {
-            bail!("x-porto.kv_pool_size must be at least 1");
-        }
         let names: BTreeSet<String> = file.services.keys().cloned().collect();
         let mut services = BTreeMap::new();
         let mut dependencies = BTreeMap::new();
@@ -160,7 +139,52 @@ impl App {
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
-        self.services.iter().find(|s| s.name == name)
+        self.services.iter().find(|s| s.name() == name)
+    }
+
+    /// Opens the key-value backend the application names; the embedded
+    /// store lives in `data_dir`.
+    pub async fn connect_kv(&self, data_dir: &Path) -> anyhow::Result<Arc<dyn KvBackend>> {
+        porto_kv::connect(&self.kv, data_dir, self.kv_pool_size)
+            .await
+            .context("key-value store")
+    }
+
+    /// What the host needs to start this application: every service's
+    /// configuration with its component (`components[i]` is service `i`'s).
+    pub fn stack_config(
+        &self,
+        components: &[ComponentBytes],
+        kv: Arc<dyn KvBackend>,
+        allocator: Allocator,
+        cache_dir: &Path,
+    ) -> StackConfig {
+        StackConfig {
+            services: self
+                .services
+                .iter()
+                .zip(components)
+                .map(|(spec, component)| (spec.config.clone(), component.wasm.clone()))
+                .collect(),
+            kv,
+            allocator,
+            cache_dir: cache_dir.to_path_buf(),
+        }
+    }
+
+    /// Lays the command line's `--kv` and `--kv-pool-size` over the file's.
+    pub fn override_kv(
+        &mut self,
+        kv: Option<&str>,
+        pool_size: Option<NonZeroUsize>,
+    ) -> anyhow::Result<()> {
+        if let Some(kv) = kv {
+            self.kv = kv.parse().context("--kv")?;
+        }
+        if let Some(size) = pool_size {
+            self.kv_pool_size = size;
+        }
+        Ok(())
     }
 }
 
@@ -211,24 +235,29 @@ fn service_spec(
         .unwrap_or_else(|| vec![name.to_string()])
         .into_iter()
         .collect();
-    Ok(ServiceSpec {
-        name: name.to_string(),
-        source,
-        ports: ports.into_iter().flatten().collect(),
-        env,
-        allowed_services,
-        allowed_hosts: ext.allow_hosts,
-        buckets,
+    let defaults = Limits::default();
+    let limits = Limits {
         request_timeout: ext
             .request_timeout_ms
             .map(Duration::from_millis)
-            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
-        max_memory_bytes: ext.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) * 1024 * 1024,
-        max_concurrency: ext
-            .max_concurrency
-            .unwrap_or(DEFAULT_MAX_CONCURRENCY)
-            .max(1),
-        max_body_bytes: ext.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            .unwrap_or(defaults.request_timeout),
+        max_memory_bytes: ext
+            .max_memory_mib
+            .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
+        max_concurrency: ext.max_concurrency.unwrap_or(defaults.max_concurrency),
+        max_body_bytes: ext.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+    };
+    Ok(ServiceSpec {
+        source,
+        ports: ports.into_iter().flatten().collect(),
+        config: ServiceConfig {
+            name: name.to_string(),
+            env,
+            allowed_services,
+            allowed_hosts: ext.allow_hosts,
+            buckets,
+            limits,
+        },
     })
 }
 
@@ -347,7 +376,7 @@ services:
     #[test]
     fn reads_the_stack() {
         let app = app(STACK).expect("valid");
-        let names: Vec<_> = app.services.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<_> = app.services.iter().map(ServiceSpec::name).collect();
         assert_eq!(
             names,
             vec!["user-service", "api-gateway"],
@@ -368,14 +397,18 @@ services:
             }]
         );
         assert_eq!(
-            gw.env,
+            gw.config.env,
             vec![("USER_SERVICE_URL".into(), "http://user-service".into())]
         );
-        assert!(gw.allowed_services.contains("user-service"));
-        assert_eq!(gw.buckets.iter().collect::<Vec<_>>(), vec!["api-gateway"]);
+        assert!(gw.config.allowed_services.contains("user-service"));
+        assert_eq!(
+            gw.config.buckets.iter().collect::<Vec<_>>(),
+            vec!["api-gateway"]
+        );
+        assert_eq!(gw.config.limits, Limits::default());
         let us = app.service("user-service").expect("users");
         assert_eq!(us.ports[0].host_ip, Some("127.0.0.1".parse().expect("ip")));
-        assert_eq!(us.buckets.iter().collect::<Vec<_>>(), vec!["users"]);
+        assert_eq!(us.config.buckets.iter().collect::<Vec<_>>(), vec!["users"]);
         assert_eq!(app.others.len(), 1);
         assert_eq!(app.others[0].profiles, vec!["scale"]);
         assert_eq!(app.kv, KvSpec::Embedded);
@@ -448,5 +481,34 @@ services:
         let a = app("x-porto:\n  kv: redis://127.0.0.1:6379\nservices: {}\n").expect("valid");
         assert_eq!(a.kv, KvSpec::Url("redis://127.0.0.1:6379".into()));
         assert!(app("x-porto:\n  kv: mysql://x\nservices: {}\n").is_err());
+    }
+
+    #[test]
+    fn a_pool_of_no_connections_is_refused_in_the_file_and_on_the_command_line() {
+        assert!(app("x-porto:\n  kv_pool_size: 0\nservices: {}\n").is_err());
+        let mut a = app("x-porto:\n  kv_pool_size: 4\nservices: {}\n").expect("valid");
+        assert_eq!(a.kv_pool_size.get(), 4);
+        a.override_kv(Some("redis://h"), NonZeroUsize::new(2))
+            .expect("valid");
+        assert_eq!(
+            (a.kv.clone(), a.kv_pool_size.get()),
+            (KvSpec::Url("redis://h".into()), 2)
+        );
+        assert!(a.override_kv(Some("mysql://x"), None).is_err());
+    }
+
+    #[test]
+    fn x_porto_limits_reach_the_host_config() {
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      request_timeout_ms: 1500\n      max_memory_mib: 16\n      max_concurrency: 7\n      max_body_bytes: 100\n").expect("valid");
+        let limits = a.service("a").map(|s| s.config.limits);
+        assert_eq!(
+            limits,
+            Some(Limits {
+                request_timeout: Duration::from_millis(1500),
+                max_memory_bytes: 16 * 1024 * 1024,
+                max_concurrency: 7,
+                max_body_bytes: 100,
+            })
+        );
     }
 }

@@ -101,7 +101,7 @@ pub struct AppExtension {
     /// `embedded` (default), `redis://…` or `postgres://…`.
     pub kv: Option<String>,
     /// Connections each network backend keeps (default 16).
-    pub kv_pool_size: Option<usize>,
+    pub kv_pool_size: Option<std::num::NonZeroUsize>,
 }
 
 /// Per-service `x-porto`.

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use porto::commands::{build, image, ps, up};
-use porto::telemetry::{self, LogFormat};
+use porto_host::telemetry::{self, LogFormat};
 
 /// Run a Compose application of WebAssembly HTTP components, in one
 /// process, with no Docker.
@@ -46,7 +46,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     // SAFETY: the first statement of main, before any thread exists.
-    unsafe { porto::engine::library_backtraces_off_unless_asked() };
+    unsafe { porto_host::library_backtraces_off_unless_asked() };
     let cli = Cli::parse();
     // Kept to the end of main: dropping it flushes exported spans.
     let _telemetry = telemetry::init(&cli.log, cli.log_format);

@@ -10,20 +10,15 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher};
+use porto_host::{Reload, Stack};
 use tokio::sync::{mpsc, watch};
-use wasmtime::Engine;
-use wasmtime::component::Linker;
 
 use crate::app::ComponentSource;
 use crate::builder;
-use crate::engine::{self, wasm_digest};
-use crate::host::Host;
-use crate::runtime::{Loaded, Runtime};
 
 /// Quiet time after the last change before building: an editor's save is
 /// often several events.
@@ -103,12 +98,66 @@ pub fn dep_info(wasm: &Path) -> HashSet<PathBuf> {
 }
 
 pub struct WatchSetup {
-    pub runtime: Arc<Runtime>,
-    pub engine: Engine,
-    pub linker: Linker<Host>,
-    pub cache_dir: PathBuf,
+    pub stack: Stack,
     /// (service, build context, the `.wasm` built at start-up).
     pub services: Vec<(String, ComponentSource, PathBuf)>,
+    /// Told what the watcher does, for the person running porto.
+    pub report: Box<dyn Fn(WatchEvent) + Send + Sync>,
+}
+
+/// What the watcher did.
+pub enum WatchEvent {
+    /// No service is built from sources.
+    NothingToWatch,
+    Watching {
+        directories: usize,
+        services: Vec<String>,
+    },
+    Reloaded {
+        service: String,
+        took: Duration,
+        digest: String,
+    },
+    /// The build gave the component already running.
+    Unchanged { service: String },
+    /// The build failed; the previous one still serves.
+    Failed {
+        service: String,
+        error: anyhow::Error,
+    },
+}
+
+impl std::fmt::Display for WatchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NothingToWatch => {
+                f.write_str("porto: --watch: no service is built from sources; nothing to watch")
+            }
+            Self::Watching {
+                directories,
+                services,
+            } => write!(
+                f,
+                "porto: watching {directories} directories for {}",
+                services.join(", ")
+            ),
+            Self::Reloaded {
+                service,
+                took,
+                digest,
+            } => write!(
+                f,
+                "porto: reloaded {service} in {:.1}s (wasm sha256:{})",
+                took.as_secs_f64(),
+                &digest[..16.min(digest.len())]
+            ),
+            Self::Unchanged { service } => write!(f, "porto: {service} unchanged"),
+            Self::Failed { service, error } => write!(
+                f,
+                "porto: rebuilding {service} failed; still serving the previous build\n{error:#}"
+            ),
+        }
+    }
 }
 
 /// The file watcher, set up and watching; [`Watching::run`] acts on what
@@ -134,7 +183,7 @@ pub fn start(setup: WatchSetup) -> anyhow::Result<Option<Watching>> {
         })
         .collect();
     if watched.is_empty() {
-        println!("porto: --watch: no service is built from sources; nothing to watch");
+        (setup.report)(WatchEvent::NothingToWatch);
         return Ok(None);
     }
     let (events, changes) = mpsc::unbounded_channel::<PathBuf>();
@@ -157,15 +206,10 @@ pub fn start(setup: WatchSetup) -> anyhow::Result<Option<Watching>> {
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("--watch: watching {}", dir.display()))?;
     }
-    println!(
-        "porto: watching {} directories for {}",
-        directories.len(),
-        watched
-            .iter()
-            .map(|w| w.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    (setup.report)(WatchEvent::Watching {
+        directories: directories.len(),
+        services: watched.iter().map(|w| w.name.clone()).collect(),
+    });
     Ok(Some(Watching {
         setup,
         watched,
@@ -202,26 +246,26 @@ impl Watching {
                 .collect();
             for i in affected {
                 let service = &watched[i];
-                match rebuild(&setup, &service.name, &service.dir).await {
+                let name = service.name.clone();
+                match rebuild(&setup.stack, &service.name, &service.dir).await {
                     Ok(Some((wasm, took, digest))) => {
-                        println!(
-                            "porto: reloaded {} in {:.1}s (wasm sha256:{})",
-                            service.name,
-                            took.as_secs_f64(),
-                            &digest[..16]
-                        );
-                        watched[i] = Watched::new(&service.name, &service.dir, &wasm);
+                        (setup.report)(WatchEvent::Reloaded {
+                            service: name.clone(),
+                            took,
+                            digest,
+                        });
+                        watched[i] = Watched::new(&name, &service.dir, &wasm);
                         for dir in &watched[i].directories {
                             if directories.insert(dir.clone()) {
                                 let _ = watcher.watch(dir, RecursiveMode::NonRecursive);
                             }
                         }
                     }
-                    Ok(None) => println!("porto: {} unchanged", service.name),
-                    Err(error) => println!(
-                        "porto: rebuilding {} failed; still serving the previous build\n{error:#}",
-                        service.name
-                    ),
+                    Ok(None) => (setup.report)(WatchEvent::Unchanged { service: name }),
+                    Err(error) => (setup.report)(WatchEvent::Failed {
+                        service: name,
+                        error,
+                    }),
                 }
             }
         }
@@ -231,34 +275,23 @@ impl Watching {
 /// Builds, compiles and swaps in one service. `None` when the build
 /// produced the component already running.
 async fn rebuild(
-    setup: &WatchSetup,
+    stack: &Stack,
     name: &str,
     dir: &Path,
 ) -> anyhow::Result<Option<(PathBuf, Duration, String)>> {
     let started = Instant::now();
-    let service = setup
-        .runtime
-        .service(name)
-        .with_context(|| format!("{name} is not running"))?;
-    let (name, dir) = (name.to_string(), dir.to_path_buf());
-    let (engine, cache_dir) = (setup.engine.clone(), setup.cache_dir.clone());
-    let built = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (stack, name, dir) = (stack.clone(), name.to_string(), dir.to_path_buf());
+    tokio::task::spawn_blocking(move || {
         let built = builder::build(&name, &dir)?;
         let wasm = std::fs::read(&built.wasm)
             .with_context(|| format!("reading {}", built.wasm.display()))?;
-        let digest = wasm_digest(&wasm);
-        let component = engine::load_component(&engine, &wasm, &cache_dir)?.0;
-        Ok((built.wasm, digest, component))
+        Ok(match stack.reload(&name, &wasm)? {
+            Reload::Unchanged => None,
+            Reload::Swapped { digest } => Some((built.wasm, started.elapsed(), digest)),
+        })
     })
     .await
-    .context("build task")??;
-    let (wasm, digest, component) = built;
-    if digest == service.current().digest {
-        return Ok(None);
-    }
-    let loaded = Loaded::new(&service.name, &component, digest.clone(), &setup.linker)?;
-    service.replace(loaded);
-    Ok(Some((wasm, started.elapsed(), digest)))
+    .context("build task")?
 }
 
 #[cfg(test)]

@@ -1,14 +1,11 @@
 //! Request ids: accepted from the caller when they are safe, made otherwise.
 //!
-//! The id is echoed in a response header and written to logs, so only a
-//! short run of unreserved characters is accepted: anything else (CR/LF,
-//! spaces, quotes, overlong values) is replaced with a fresh id rather than
-//! rejected, because a bad correlation id is no reason to fail a request.
+//! Which ids are safe is the `request-id` crate's rule, the one porto's
+//! host applies too; this module gives the guests a type for them.
 
 use std::fmt;
 
-pub const HEADER: &str = "x-request-id";
-const MAX_LEN: usize = 128;
+pub use request_id::HEADER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(String);
@@ -16,12 +13,7 @@ pub struct RequestId(String);
 impl RequestId {
     /// Accepts `candidate` if it is 1..=128 characters of `[A-Za-z0-9._:-]`.
     pub fn parse(candidate: &str) -> Option<Self> {
-        let ok = !candidate.is_empty()
-            && candidate.len() <= MAX_LEN
-            && candidate
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        ok.then(|| Self(candidate.to_string()))
+        request_id::is_acceptable(candidate).then(|| Self(candidate.to_string()))
     }
 
     /// The caller's id if it is acceptable, else a new one.

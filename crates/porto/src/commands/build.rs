@@ -5,10 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use wasmtime::Engine;
-
-use crate::app::DEFAULT_MAX_MEMORY_MIB;
-use crate::{components, engine};
+use porto_host::Interfaces;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -27,51 +24,30 @@ pub struct BuildArgs {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let app = args.compose.load()?;
-    let engine = if args.interfaces {
-        Some(
-            engine::new_engine(
-                DEFAULT_MAX_MEMORY_MIB * 1024 * 1024,
-                engine::Allocator::Auto,
-            )?
-            .engine,
-        )
-    } else {
-        None
-    };
     // Written, not println!-ed: a closed pipe (`porto build | head`) is an
     // error to report, not a panic.
     let mut out = std::io::stdout().lock();
     for spec in &app.services {
-        let component = components::resolve(spec, Path::new(".porto/images"))?;
+        let component = super::component(spec, Path::new(".porto/images"))?;
         writeln!(
             out,
             "{:<16} {:>9} bytes  {:>7.1} KiB  sha256:{}  {}",
-            spec.name,
+            spec.name(),
             component.wasm.len(),
             component.wasm.len() as f64 / 1024.0,
             component.digest,
             component.path.display()
         )?;
-        if let Some(engine) = &engine {
-            print_interfaces(&mut out, engine, &component.wasm, &args.cache_dir)?;
+        if args.interfaces {
+            let Interfaces { imports, exports } =
+                Interfaces::of(spec.name(), &component.wasm, &args.cache_dir)?;
+            for name in imports {
+                writeln!(out, "    import {name}")?;
+            }
+            for name in exports {
+                writeln!(out, "    export {name}")?;
+            }
         }
-    }
-    Ok(())
-}
-
-fn print_interfaces(
-    out: &mut impl std::io::Write,
-    engine: &Engine,
-    wasm: &[u8],
-    cache_dir: &Path,
-) -> anyhow::Result<()> {
-    let (component, _) = engine::load_component(engine, wasm, cache_dir)?;
-    let ty = component.component_type();
-    for (name, _) in ty.imports(engine) {
-        writeln!(out, "    import {name}")?;
-    }
-    for (name, _) in ty.exports(engine) {
-        writeln!(out, "    export {name}")?;
     }
     Ok(())
 }

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use crate::components;
-use crate::image::layout::{self, Reference};
-use crate::image::registry::Registry;
-use crate::image::{self, Form};
+use porto_oci::{Form, Reference, Registry};
+
+use crate::progress::Bar;
 
 #[derive(Debug, Args)]
 pub struct ImageArgs {
@@ -102,13 +101,13 @@ fn transfer(args: TransferArgs, direction: Direction) -> anyhow::Result<()> {
         .build()?;
     match direction {
         Direction::Push => {
-            let image = layout::read_image(&args.store, &reference)?;
-            let digest = runtime.block_on(registry.push(&reference, &image))?;
+            let image = porto_oci::read_image(&args.store, &reference)?;
+            let digest = runtime.block_on(registry.push(&reference, &image, &Bar::default()))?;
             println!("pushed {} {digest}", reference.full());
         }
         Direction::Pull => {
-            let image = runtime.block_on(registry.pull(&reference))?;
-            layout::store(&args.store, &reference, &image)?;
+            let image = runtime.block_on(registry.pull(&reference, &Bar::default()))?;
+            porto_oci::store(&args.store, &reference, &image)?;
             println!(
                 "pulled {} {} -> {}",
                 reference.full(),
@@ -142,8 +141,8 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
             )
         })?;
         (
-            spec.name.clone(),
-            components::resolve(spec, &args.store)?.wasm,
+            spec.name().to_string(),
+            super::component(spec, &args.store)?.wasm,
         )
     };
     let form = if args.artifact {
@@ -151,16 +150,15 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     } else {
         Form::Scratch
     };
-    let image = image::build(&name, &wasm, form)?;
-    layout::store(&args.store, &reference, &image)?;
+    let image = porto_oci::build(&name, &wasm, form)?;
+    porto_oci::store(&args.store, &reference, &image)?;
     if let Some(output) = &args.output {
-        let files = layout::files(&[(reference.clone(), &image)])?;
+        let images = [(reference.clone(), &image)];
         if output.extension().is_some_and(|e| e == "tar") {
-            let bytes = layout::archive(&[(reference.clone(), &image)])?;
-            std::fs::write(output, bytes)
+            std::fs::write(output, porto_oci::archive(&images)?)
                 .with_context(|| format!("writing {}", output.display()))?;
         } else {
-            layout::write_dir(output, &files)?;
+            porto_oci::write_dir(output, &porto_oci::files(&images)?)?;
         }
     }
     println!(

@@ -1,15 +1,16 @@
-//! One module per subcommand.
+//! One module per subcommand, and what several of them share.
 
 pub mod build;
 pub mod image;
 pub mod ps;
 pub mod up;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::app::App;
+use crate::app::{App, ServiceSpec};
+use crate::components::{self, ComponentBytes};
 
 /// `-f`, as in `docker compose`: repeat it to lay override files over the
 /// base one (mappings merge key by key, other values replace).
@@ -32,4 +33,19 @@ impl std::fmt::Display for ComposeFiles {
         let names: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
         f.write_str(&names.join(" + "))
     }
+}
+
+/// The component of `spec` (built first if it has `build:`), saying on
+/// stderr what was built.
+pub fn component(spec: &ServiceSpec, images: &Path) -> anyhow::Result<ComponentBytes> {
+    let component = components::resolve(spec, images)?;
+    if let Some(took) = component.build_time {
+        eprintln!(
+            "porto: built {} in {:.1}s ({})",
+            spec.name(),
+            took.as_secs_f64(),
+            component.path.display()
+        );
+    }
+    Ok(component)
 }

@@ -6,25 +6,22 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Args;
+use porto_host::{Allocator, CacheOutcome, Stack};
+use porto_oci::{Reference, Registry};
 use tokio::net::TcpListener;
 
 use crate::admin::{self, StackInfo};
-use crate::app::{App, ComponentSource, KvSpec};
-use crate::engine::{Allocator, CacheOutcome};
-use crate::image::layout::{self, Reference};
-use crate::image::registry::Registry;
-use crate::kv;
-use crate::kv::metered::Metered;
-use crate::metrics::Metrics;
-use crate::stack::Stack;
+use crate::app::{App, ComponentSource};
+use crate::progress::Bar;
+use crate::shutdown;
 use crate::watch::{self, WatchSetup};
-use crate::{components, server, shutdown};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -42,9 +39,9 @@ pub struct UpArgs {
     pub kv: Option<String>,
 
     /// Connections kept to a Redis/PostgreSQL backend, overriding
-    /// `x-porto.kv_pool_size` (default 16).
+    /// `x-porto.kv_pool_size` (default 16; at least 1).
     #[arg(long, value_name = "N")]
-    pub kv_pool_size: Option<usize>,
+    pub kv_pool_size: Option<NonZeroUsize>,
 
     /// porto's local image store, where `image:` references are looked up
     /// (`porto image build` writes there).
@@ -102,8 +99,9 @@ async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
         let ComponentSource::Image(text) = &spec.source else {
             continue;
         };
-        let reference = Reference::parse(text).with_context(|| format!("{}: image", spec.name))?;
-        if layout::contains(&args.images, &reference) {
+        let name = spec.name();
+        let reference = Reference::parse(text).with_context(|| format!("{name}: image"))?;
+        if porto_oci::contains(&args.images, &reference) {
             continue;
         }
         let insecure = if args.registry_insecure {
@@ -111,57 +109,42 @@ async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
-        eprintln!("porto: pulling {} for {}", reference.full(), spec.name);
+        eprintln!("porto: pulling {} for {name}", reference.full());
         let image = Registry::new(insecure)
-            .pull(&reference)
+            .pull(&reference, &Bar::default())
             .await
             .with_context(|| {
                 format!(
-                    "{}: image {text} is not in {} and could not be pulled",
-                    spec.name,
+                    "{name}: image {text} is not in {} and could not be pulled",
                     args.images.display()
                 )
             })?;
-        layout::store(&args.images, &reference, &image)?;
+        porto_oci::store(&args.images, &reference, &image)?;
     }
     Ok(())
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut app = args.compose.load()?;
-    if let Some(kv) = &args.kv {
-        app.kv = KvSpec::parse(kv).context("--kv")?;
-    }
-    if let Some(size) = args.kv_pool_size.filter(|n| *n > 0) {
-        app.kv_pool_size = size;
-    }
+    app.override_kv(args.kv.as_deref(), args.kv_pool_size)?;
     if app.services.is_empty() {
         bail!(
             "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
             args.compose
         );
     }
-    crate::server::raise_open_file_limit();
-    let metrics = Arc::new(Metrics::new());
-    let kv = Metered::wrap(
-        kv::connect(&app.kv, &args.data, app.kv_pool_size).await?,
-        metrics.clone(),
-    );
+    porto_host::raise_open_file_limit();
+    let kv = app.connect_kv(&args.data).await?;
 
     pull_missing_images(&app, &args).await?;
     let sources = app
         .services
         .iter()
-        .map(|spec| components::resolve(spec, &args.images))
+        .map(|spec| super::component(spec, &args.images))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let started = Instant::now();
-    let Stack {
-        runtime,
-        engine,
-        linker,
-        cache_report,
-    } = Stack::assemble(&app, &sources, kv, metrics, &args.cache_dir, args.allocator)?;
+    let stack = Stack::start(app.stack_config(&sources, kv, args.allocator, &args.cache_dir))?;
 
     let mut listeners = Vec::new();
     for spec in &app.services {
@@ -177,8 +160,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             );
             let listener = TcpListener::bind(addr)
                 .await
-                .with_context(|| format!("{}: cannot listen on {addr}", spec.name))?;
-            listeners.push((spec.name.clone(), listener));
+                .with_context(|| format!("{}: cannot listen on {addr}", spec.name()))?;
+            listeners.push((spec.name().to_string(), listener));
         }
     }
 
@@ -195,15 +178,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         })?)
     };
 
-    let kv_description = match &app.kv {
-        KvSpec::Embedded => format!("embedded ({})", args.data.display()),
-        KvSpec::Url(url) => kv::redact(url),
-    };
+    let kv_description = app.kv.describe(&args.data);
     println!(
         "porto: {} services on {}, {} allocator, key-value store: {}",
         app.services.len(),
         std::env::consts::ARCH,
-        if engine.pooling {
+        if stack.pooling() {
             "pooling"
         } else {
             "on-demand"
@@ -211,25 +191,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         kv_description
     );
     let mut published = BTreeMap::new();
-    for ((spec, source), outcome) in app.services.iter().zip(&sources).zip(&cache_report) {
+    for (spec, service) in app.services.iter().zip(stack.started()) {
         let urls: Vec<String> = listeners
             .iter()
-            .filter(|(name, _)| *name == spec.name)
+            .filter(|(name, _)| name == spec.name())
             .filter_map(|(_, l)| l.local_addr().ok())
             .map(|a| format!("http://{a}"))
             .collect();
-        published.insert(spec.name.clone(), urls.clone());
+        published.insert(spec.name().to_string(), urls.clone());
         let reach = if urls.is_empty() {
-            format!("internal only (http://{})", spec.name)
+            format!("internal only (http://{})", spec.name())
         } else {
             urls.join(" ")
         };
         println!(
             "  {:<16} {}  wasm sha256:{}  {}",
-            spec.name,
+            spec.name(),
             reach,
-            &source.digest[..16],
-            if *outcome == CacheOutcome::Hit {
+            &service.digest[..16],
+            if service.cache == CacheOutcome::Hit {
                 "compile cache hit"
             } else {
                 "compiled"
@@ -251,16 +231,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     if args.watch {
         let setup = WatchSetup {
-            runtime: runtime.clone(),
-            engine: engine.engine.clone(),
-            linker,
-            cache_dir: args.cache_dir.clone(),
+            stack: stack.clone(),
             services: app
                 .services
                 .iter()
                 .zip(&sources)
-                .map(|(spec, source)| (spec.name.clone(), spec.source.clone(), source.path.clone()))
+                .map(|(spec, source)| {
+                    (
+                        spec.name().to_string(),
+                        spec.source.clone(),
+                        source.path.clone(),
+                    )
+                })
                 .collect(),
+            report: Box::new(|event| println!("{event}")),
         };
         match watch::start(setup) {
             Ok(Some(watching)) => tasks.push(tokio::spawn(watching.run(stop.clone()))),
@@ -279,7 +263,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         });
         tasks.push(tokio::spawn(admin::serve(
             listener,
-            runtime.clone(),
+            stack.clone(),
             info,
             stop.clone(),
         )));
@@ -289,20 +273,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         started.elapsed().as_millis()
     );
 
-    let drain = Duration::from_secs(args.drain_timeout);
-    let (workers, workers_done) = server::Workers::start(&stop, drain)?;
-    for (name, listener) in listeners {
-        let service = runtime
-            .service(&name)
-            .context("listener for an unknown service")?;
-        tasks.push(tokio::spawn(server::serve(
-            listener,
-            runtime.clone(),
-            service,
-            stop.clone(),
-            workers.clone(),
-        )));
-    }
+    let serving = stack.serve(
+        listeners,
+        stop.clone(),
+        Duration::from_secs(args.drain_timeout),
+    )?;
     let mut stop_wait = stop.clone();
     let _ = stop_wait.changed().await;
     println!(
@@ -312,7 +287,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
-    workers_done.wait().await;
+    serving.stopped().await;
     println!("porto: stopped");
     Ok(())
 }

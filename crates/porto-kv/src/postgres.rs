@@ -9,6 +9,7 @@
 //! operation has a deadline, and broken connections are replaced when the
 //! server is back.
 
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -16,7 +17,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{KeyPage, KvBackend, KvError, OP_TIMEOUT};
+use crate::network::{OP_TIMEOUT, batch, within_deadline};
+use crate::{ConnectError, KeyPage, KvBackend, KvError};
 
 const LIST_PAGE: i64 = 1000;
 
@@ -29,22 +31,18 @@ fn failed(err: impl std::fmt::Display) -> KvError {
     KvError::Unavailable(format!("postgres: {err}"))
 }
 
-async fn deadline<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
-    tokio::time::timeout(OP_TIMEOUT, op)
-        .await
-        .unwrap_or_else(|_| {
-            Err(KvError::Unavailable(format!(
-                "postgres: no answer within {OP_TIMEOUT:?}"
-            )))
-        })
-}
-
 impl PostgresBackend {
     /// Connects and creates the table if needed. `namespace` is validated
-    /// by [`super::url::split_namespace`] (`[a-z0-9_]`), so it is safe in
+    /// by [`crate::url::split_namespace`] (`[a-z0-9_]`), so it is safe in
     /// an identifier.
-    pub async fn connect(url: &str, namespace: &str, pool_size: usize) -> anyhow::Result<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        pool_size: NonZeroUsize,
+    ) -> Result<Self, ConnectError> {
+        let failed =
+            |e: Box<dyn std::error::Error + Send + Sync>| ConnectError::server("postgres", url, e);
+        let config = tokio_postgres::Config::from_str(url).map_err(|e| failed(e.into()))?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -53,25 +51,26 @@ impl PostgresBackend {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(pool_size)
+            .max_size(pool_size.get())
             .timeouts(Timeouts {
                 wait: Some(OP_TIMEOUT),
                 create: Some(OP_TIMEOUT),
                 recycle: Some(OP_TIMEOUT),
             })
             .runtime(Runtime::Tokio1)
-            .build()?;
+            .build()
+            .map_err(|e| failed(e.into()))?;
         let table = if namespace == "default" {
             "porto_kv".to_string()
         } else {
             format!("porto_kv_{namespace}")
         };
         let backend = Self { pool, table };
-        backend.create_table().await?;
+        backend.create_table().await.map_err(failed)?;
         Ok(backend)
     }
 
-    async fn create_table(&self) -> anyhow::Result<()> {
+    async fn create_table(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let client = self.pool.get().await?;
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS {} (bucket bytea NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (bucket, key))",
@@ -141,7 +140,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             let row = self
                 .query_opt(
                     "SELECT value FROM {t} WHERE bucket = $1 AND key = $2",
@@ -154,7 +153,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             self.execute(
                 "INSERT INTO {t} (bucket, key, value) VALUES ($1, $2, $3) ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value",
                 &[&bucket.as_bytes(), &key.as_bytes(), &value],
@@ -166,7 +165,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             self.execute(
                 "DELETE FROM {t} WHERE bucket = $1 AND key = $2",
                 &[&bucket.as_bytes(), &key.as_bytes()],
@@ -182,7 +181,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn list_keys(&self, bucket: &str, cursor: Option<String>) -> Result<KeyPage, KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             let after = cursor.unwrap_or_default();
             // A cursor of "" would skip the empty key; None starts before everything.
             let rows = self
@@ -204,7 +203,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             let client = self.client().await?;
             let sql = "INSERT INTO {t} (bucket, key, value) VALUES ($1, $2, convert_to($3::bigint::text, 'UTF8')) \
                        ON CONFLICT (bucket, key) DO UPDATE SET value = \
@@ -236,7 +235,7 @@ impl KvBackend for PostgresBackend {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     ) -> Result<bool, KvError> {
-        deadline(async {
+        within_deadline("postgres", async {
             let changed = match expected {
                 None => {
                     self.execute(
@@ -263,10 +262,7 @@ impl KvBackend for PostgresBackend {
         bucket: &str,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        deadline(async {
+        batch("postgres", keys.is_empty(), async {
             let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
             let rows = self
                 .query(
@@ -285,10 +281,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        deadline(async {
+        batch("postgres", entries.is_empty(), async {
             let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_bytes()).collect();
             let values: Vec<&[u8]> = entries.iter().map(|(_, v)| v.as_slice()).collect();
             self.execute(
@@ -303,10 +296,7 @@ impl KvBackend for PostgresBackend {
     }
 
     async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        deadline(async {
+        batch("postgres", keys.is_empty(), async {
             let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
             self.execute(
                 "DELETE FROM {t} WHERE bucket = $1 AND key = ANY($2)",
@@ -321,26 +311,31 @@ impl KvBackend for PostgresBackend {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroUsize;
     use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conforms() {
-        let namespace = format!("t{}_{}", std::process::id(), crate::kv::unique_suffix());
+        let namespace = format!("t{}_{}", std::process::id(), crate::unique_suffix());
         let store = super::PostgresBackend::connect(
             "postgres://postgres@127.0.0.1:5432/test",
             &namespace,
-            8,
+            NonZeroUsize::new(8).expect("non-zero"),
         )
         .await
         .expect("connect to the test database");
-        crate::kv::conformance::run_all(Arc::new(store)).await;
+        crate::conformance::run_all(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn an_unreachable_server_fails_fast() {
         let started = std::time::Instant::now();
-        let result =
-            super::PostgresBackend::connect("postgres://postgres@127.0.0.1:1/test", "x", 2).await;
+        let result = super::PostgresBackend::connect(
+            "postgres://postgres@127.0.0.1:1/test",
+            "x",
+            NonZeroUsize::new(2).expect("non-zero"),
+        )
+        .await;
         assert!(result.is_err());
         assert!(started.elapsed() < super::OP_TIMEOUT + std::time::Duration::from_secs(1));
     }

@@ -9,39 +9,25 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances; deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::error::HostError;
+use crate::limits::{
+    CORE_INSTANCES_PER_COMPONENT, EPOCH_TICK, KEEP_RESIDENT_BYTES, KEEP_RESIDENT_TABLE_BYTES,
+    POOL_COMPONENT_INSTANCES,
+};
 
-/// Component instances the pool holds at once, across all services: one
-/// per request inside a guest, so 1,000 requests through the gateway (two
-/// instances each) fit. Beyond it a request is refused with 503.
-const POOL_COMPONENT_INSTANCES: u32 = 2_000;
-
-/// Core instances (and tables) the pool keeps per component instance. A
-/// wasm32-wasip2 component made by Rust has three core instances (its
-/// module and wit-component's shim and fixups modules); sized for one
-/// more. The first pool, sized 1,000 in core instances, turned away
-/// every request beyond 333 in flight (bench/in-flight).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
-
-/// Linear memory kept mapped and zeroed with `memset` when an instance
-/// ends, instead of `madvise`d away and faulted back in by the next one.
-const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
-
-pub struct EngineInfo {
+pub(crate) struct EngineInfo {
     pub engine: Engine,
     pub pooling: bool,
 }
 
 /// How instances get their memories, tables and stacks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Allocator {
     /// The pooling allocator where the machine can reserve its address
     /// space and is not an emulator; on demand otherwise, with a log line.
@@ -55,12 +41,12 @@ pub enum Allocator {
 
 /// Builds the engine; `max_memory_bytes` is the largest memory any
 /// service may grow to.
-pub fn new_engine(max_memory_bytes: u64, allocator: Allocator) -> anyhow::Result<EngineInfo> {
+pub(crate) fn new_engine(
+    max_memory_bytes: u64,
+    allocator: Allocator,
+) -> Result<EngineInfo, HostError> {
     if !host_has_vector_unit() {
-        anyhow::bail!(
-            "this riscv64 CPU has no V (vector) extension, which wasmtime's Cranelift needs to compile \
-             components here; use an RVA23 CPU (under qemu: QEMU_CPU=rv64,v=true,vlen=128)"
-        );
+        return Err(HostError::NoVectorUnit);
     }
     if allocator == Allocator::Auto
         && let Some(emulator) = user_mode_emulator()
@@ -89,7 +75,7 @@ pub fn new_engine(max_memory_bytes: u64, allocator: Allocator) -> anyhow::Result
         .total_stacks(POOL_COMPONENT_INSTANCES)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(64 * 1024)
+        .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
         // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), only the pages an
         // instance dirtied are reset, instead of memset over the whole
         // kept-resident prefix.
@@ -106,15 +92,15 @@ pub fn new_engine(max_memory_bytes: u64, allocator: Allocator) -> anyhow::Result
             tracing::warn!(error = %err, "pooling allocator unavailable here; allocating instances on demand");
             on_demand()
         }
-        Err(err) => Err(anyhow::Error::from(err).context("--allocator pooling")),
+        Err(err) => Err(HostError::PoolingUnavailable(err.into())),
     }
 }
 
-fn on_demand() -> anyhow::Result<EngineInfo> {
+fn on_demand() -> Result<EngineInfo, HostError> {
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     Ok(EngineInfo {
-        engine: Engine::new(&config)?,
+        engine: Engine::new(&config).map_err(|e| HostError::Engine(e.into()))?,
         pooling: false,
     })
 }
@@ -180,7 +166,7 @@ pub unsafe fn library_backtraces_off_unless_asked() {
 }
 
 /// Advances the engine's epoch forever on a background thread.
-pub fn start_epoch_ticker(engine: &Engine) {
+pub(crate) fn start_epoch_ticker(engine: &Engine) {
     let engine = engine.weak();
     std::thread::Builder::new()
         .name("porto-epoch".into())
@@ -194,6 +180,7 @@ pub fn start_epoch_ticker(engine: &Engine) {
         .ok();
 }
 
+/// The sha256 of a component's bytes, in hex: how porto names a build.
 pub fn wasm_digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -206,11 +193,11 @@ pub enum CacheOutcome {
 }
 
 /// Loads `wasm` from the compile cache, compiling and storing it on a miss.
-pub fn load_component(
+pub(crate) fn load_component(
     engine: &Engine,
     wasm: &[u8],
     cache_dir: &Path,
-) -> anyhow::Result<(Component, CacheOutcome)> {
+) -> Result<(Component, CacheOutcome), wasmtime::Error> {
     let path = cache_path(engine, wasm, cache_dir);
     if path.exists() {
         // SAFETY: the file was written by `Component::serialize` of this
@@ -224,9 +211,7 @@ pub fn load_component(
             }
         }
     }
-    let component = Component::new(engine, wasm)
-        .map_err(anyhow::Error::from)
-        .context("compiling component")?;
+    let component = Component::new(engine, wasm)?;
     if let Err(err) = store_artifact(&path, &component.serialize()?) {
         tracing::warn!(path = %path.display(), error = %err, "could not write compile cache");
     }
@@ -242,11 +227,49 @@ fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
 
 /// Writes via a temporary file and rename, so a crash never leaves a
 /// truncated artifact under the final name.
-fn store_artifact(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("cache path has no parent")?;
+fn store_artifact(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// What a component imports and exports: the interfaces any runtime that
+/// hosts it must provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+impl Interfaces {
+    /// Reads them from `wasm`, the component called `name`, compiled (or
+    /// found in the compile cache in `cache_dir`) by an engine as porto's.
+    pub fn of(name: &str, wasm: &[u8], cache_dir: &Path) -> Result<Self, HostError> {
+        let engine = new_engine(
+            crate::limits::Limits::default().max_memory_bytes,
+            Allocator::Auto,
+        )?
+        .engine;
+        let (component, _) =
+            load_component(&engine, wasm, cache_dir).map_err(|e| HostError::Compile {
+                service: name.to_string(),
+                source: e.into(),
+            })?;
+        let ty = component.component_type();
+        Ok(Self {
+            imports: ty
+                .imports(&engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            exports: ty
+                .exports(&engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        })
+    }
 }

@@ -10,15 +10,32 @@
 //! own 5xx JSON error, and porto logs the refusal.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use opentelemetry::trace::SpanContext;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use tracing::Instrument as _;
 
-use crate::runtime::{Runtime, ServiceRuntime};
+use crate::config::ServiceConfig;
+use crate::metrics::Metrics;
 use crate::telemetry;
+
+/// The services of this process, as outbound calls see them. The runtime
+/// implements it; this module never names the runtime, so the runtime can
+/// own the hooks that call back into it.
+pub(crate) trait InProcess: Send + Sync + 'static {
+    /// Whether this process runs a service called `name`.
+    fn is_service(&self, name: &str) -> bool;
+    /// Serves `request` by service `name` in a fresh instance; always
+    /// answers, with a JSON error if nothing else.
+    fn call(self: Arc<Self>, name: &str, request: http::Request<WasiBody>) -> InProcessCall;
+}
+
+pub(crate) type InProcessCall =
+    Pin<Box<dyn Future<Output = hyper::Response<HyperOutgoingBody>> + Send>>;
 
 type Sent = Box<
     dyn Future<
@@ -32,9 +49,11 @@ type Sent = Box<
         > + Send,
 >;
 
-pub struct Outbound {
-    runtime: Arc<Runtime>,
-    caller: Arc<ServiceRuntime>,
+pub(crate) struct Outbound {
+    services: Arc<dyn InProcess>,
+    metrics: Arc<Metrics>,
+    caller: Arc<str>,
+    rules: Arc<ServiceConfig>,
     request_id: Arc<str>,
     /// The span of the request this instance serves, and its trace
     /// context: every call it makes is a child, and carries that child as
@@ -44,15 +63,21 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// The hooks of one instance of `caller`, whose `allowed_services` and
+    /// `allowed_hosts` in `rules` decide what it may call.
     pub fn new(
-        runtime: Arc<Runtime>,
-        caller: Arc<ServiceRuntime>,
+        services: Arc<dyn InProcess>,
+        metrics: Arc<Metrics>,
+        caller: Arc<str>,
+        rules: Arc<ServiceConfig>,
         request_id: Arc<str>,
         trace: SpanContext,
     ) -> Self {
         Self {
-            runtime,
+            services,
+            metrics,
             caller,
+            rules,
             request_id,
             request_span: tracing::Span::current(),
             trace,
@@ -62,16 +87,14 @@ impl Outbound {
     fn deny(&self, target: &str, why: &'static str) -> Sent {
         // Any host name a guest makes up would be a new label: only
         // services are named.
-        let label = if self.runtime.service(target).is_some() {
+        let label = if self.services.is_service(target) {
             target
         } else {
             "other"
         };
-        self.runtime
-            .metrics
-            .outbound(&self.caller.name, label, "denied");
+        self.metrics.outbound(&self.caller, label, "denied");
         tracing::warn!(
-            service = %self.caller.name,
+            service = %self.caller,
             request_id = %self.request_id,
             target,
             "outbound request denied: {why}"
@@ -82,7 +105,7 @@ impl Outbound {
 
 /// Whether `host[:port]` matches an `allow_hosts` entry (`host` allows
 /// every port, `host:port` only that one).
-pub fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
+fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
     allowed.iter().any(|entry| match entry.rsplit_once(':') {
         Some((h, p)) if p.parse::<u16>().is_ok() => {
             h.eq_ignore_ascii_case(host) && port == p.parse().ok()
@@ -105,19 +128,17 @@ impl WasiHttpHooks for Outbound {
             .to_ascii_lowercase();
         let port = request.uri().port_u16();
         let (span, trace) =
-            telemetry::outbound_span(&self.caller.name, &host, &self.request_span, &self.trace);
+            telemetry::outbound_span(&self.caller, &host, &self.request_span, &self.trace);
         telemetry::inject(&trace, request.headers_mut());
-        if let Some(target) = self.runtime.service(&host) {
-            if !self.caller.spec.allowed_services.contains(&host) {
+        if self.services.is_service(&host) {
+            if !self.rules.allowed_services.contains(&host) {
                 return self.deny(&host, "not in depends_on or x-porto.allow_services");
             }
-            self.runtime
-                .metrics
-                .outbound(&self.caller.name, &host, "in_process");
-            let runtime = self.runtime.clone();
+            self.metrics.outbound(&self.caller, &host, "in_process");
+            let call = self.services.clone().call(&host, request);
             return Box::new(
                 async move {
-                    let response = runtime.handle(&target, request).await;
+                    let response = call.await;
                     let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
                         Box::new(async { Ok(()) });
                     Ok((response, io))
@@ -125,10 +146,10 @@ impl WasiHttpHooks for Outbound {
                 .instrument(span),
             );
         }
-        if !host_allowed(&self.caller.spec.allowed_hosts, &host, port) {
+        if !host_allowed(&self.rules.allowed_hosts, &host, port) {
             return self.deny(&host, "not a service and not in x-porto.allow_hosts");
         }
-        let (metrics, caller) = (self.runtime.metrics.clone(), self.caller.name.clone());
+        let (metrics, caller) = (self.metrics.clone(), self.caller.clone());
         Box::new(
             async move {
                 use http_body_util::BodyExt;

@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use sha2::Digest as _;
 
-use super::{Image, append_file, canonical_json};
+use crate::{Blob, Image, OciError, Result, WASM_LAYER_MEDIA_TYPE, append_file, canonical_json};
 
 pub const LAYOUT_FILE: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -31,13 +30,16 @@ pub struct Reference {
 
 impl Reference {
     /// Parses `name[:tag]`, `host[:port]/path[:tag]`; no tag means `latest`.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub fn parse(text: &str) -> Result<Self> {
         let text = text.trim();
-        anyhow::ensure!(!text.is_empty(), "an image reference is required");
-        anyhow::ensure!(
-            !text.contains('@'),
-            "{text:?}: digest references cannot be tagged"
-        );
+        if text.is_empty() {
+            return Err(OciError::Reference("an image reference is required".into()));
+        }
+        if text.contains('@') {
+            return Err(OciError::Reference(format!(
+                "{text:?}: digest references cannot be tagged"
+            )));
+        }
         let (name, tag) = match text.rsplit_once(':') {
             Some((name, tag)) if !tag.contains('/') => (name, tag.to_string()),
             _ => (text, "latest".to_string()),
@@ -47,10 +49,11 @@ impl Reference {
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b))
         };
-        anyhow::ensure!(
-            valid(name) && valid(&tag) && !tag.contains('/'),
-            "{text:?} is not an image reference"
-        );
+        if !(valid(name) && valid(&tag) && !tag.contains('/')) {
+            return Err(OciError::Reference(format!(
+                "{text:?} is not an image reference"
+            )));
+        }
         let first = name.split('/').next().unwrap_or_default();
         let has_registry = name.contains('/')
             && (first.contains('.') || first.contains(':') || first == "localhost");
@@ -93,7 +96,7 @@ fn blob_path(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
 }
 
-fn index_entry(reference: &Reference, image: &Image) -> anyhow::Result<serde_json::Value> {
+fn index_entry(reference: &Reference, image: &Image) -> Result<serde_json::Value> {
     let mut descriptor = serde_json::to_value(image.manifest.descriptor()?)?;
     descriptor["annotations"] = serde_json::json!({
         CONTAINERD_NAME: reference.full(),
@@ -102,7 +105,7 @@ fn index_entry(reference: &Reference, image: &Image) -> anyhow::Result<serde_jso
     Ok(descriptor)
 }
 
-fn index_bytes(entries: Vec<serde_json::Value>) -> anyhow::Result<Vec<u8>> {
+fn index_bytes(entries: Vec<serde_json::Value>) -> Result<Vec<u8>> {
     canonical_json(&Index {
         schema_version: 2,
         media_type: Some("application/vnd.oci.image.index.v1+json".into()),
@@ -111,7 +114,7 @@ fn index_bytes(entries: Vec<serde_json::Value>) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Every file of a layout holding `images`, by path, sorted.
-pub fn files(images: &[(Reference, &Image)]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+pub fn files(images: &[(Reference, &Image)]) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
     files.insert("oci-layout".to_string(), LAYOUT_FILE.as_bytes().to_vec());
     let mut entries = Vec::new();
@@ -137,7 +140,7 @@ pub fn files(images: &[(Reference, &Image)]) -> anyhow::Result<BTreeMap<String, 
 }
 
 /// One tar of the layout, for `docker load -i`.
-pub fn archive(images: &[(Reference, &Image)]) -> anyhow::Result<Vec<u8>> {
+pub fn archive(images: &[(Reference, &Image)]) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut dirs_done = std::collections::BTreeSet::new();
     for (path, bytes) in files(images)? {
@@ -173,10 +176,11 @@ pub fn archive(images: &[(Reference, &Image)]) -> anyhow::Result<Vec<u8>> {
 
 /// Adds `image` under `reference` to the OCI layout in `dir` (created if
 /// needed); an older image of the same name is replaced in the index.
-pub fn store(dir: &Path, reference: &Reference, image: &Image) -> anyhow::Result<()> {
+pub fn store(dir: &Path, reference: &Reference, image: &Image) -> Result<()> {
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).with_context(|| format!("creating {}", blobs.display()))?;
-    std::fs::write(dir.join("oci-layout"), LAYOUT_FILE)?;
+    std::fs::create_dir_all(&blobs)
+        .map_err(OciError::io(format!("creating {}", blobs.display())))?;
+    write_atomically(&dir.join("oci-layout"), LAYOUT_FILE.as_bytes())?;
     for blob in image.blobs() {
         let path = dir.join(blob_path(&blob.digest()));
         if !path.exists() {
@@ -187,11 +191,11 @@ pub fn store(dir: &Path, reference: &Reference, image: &Image) -> anyhow::Result
     let mut entries = match std::fs::read(&index_path) {
         Ok(bytes) => {
             serde_json::from_slice::<Index>(&bytes)
-                .with_context(|| format!("reading {}", index_path.display()))?
+                .map_err(OciError::json(format!("reading {}", index_path.display())))?
                 .manifests
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
+        Err(e) => return Err(OciError::io(format!("reading {}", index_path.display()))(e)),
     };
     let full = reference.full();
     entries.retain(|entry| entry["annotations"][CONTAINERD_NAME] != full.as_str());
@@ -210,11 +214,12 @@ pub fn contains(dir: &Path, reference: &Reference) -> bool {
     read_index(dir).is_ok_and(|index| find_entry(&index, reference).is_some())
 }
 
-fn read_index(dir: &Path) -> anyhow::Result<Index> {
+fn read_index(dir: &Path) -> Result<Index> {
     let index_path = dir.join("index.json");
     let bytes = std::fs::read(&index_path)
-        .with_context(|| format!("no image store at {}", dir.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", index_path.display()))
+        .map_err(OciError::io(format!("no image store at {}", dir.display())))?;
+    serde_json::from_slice(&bytes)
+        .map_err(OciError::json(format!("reading {}", index_path.display())))
 }
 
 fn find_entry<'a>(index: &'a Index, reference: &Reference) -> Option<&'a serde_json::Value> {
@@ -226,51 +231,53 @@ fn find_entry<'a>(index: &'a Index, reference: &Reference) -> Option<&'a serde_j
 }
 
 /// Reads a blob and checks it is what its digest says.
-fn read_blob(dir: &Path, digest: &str, media_type: &str) -> anyhow::Result<super::Blob> {
+fn read_blob(dir: &Path, digest: &str, media_type: &str) -> Result<Blob> {
     let bytes = std::fs::read(dir.join(blob_path(digest)))
-        .with_context(|| format!("blob {digest} missing"))?;
+        .map_err(OciError::io(format!("blob {digest} missing")))?;
     let actual = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&bytes)));
-    anyhow::ensure!(
-        actual == digest,
-        "blob {digest} is corrupt (its content hashes to {actual})"
-    );
-    Ok(super::Blob {
+    if actual != digest {
+        return Err(OciError::Malformed(format!(
+            "blob {digest} is corrupt (its content hashes to {actual})"
+        )));
+    }
+    Ok(Blob {
         media_type: oci_spec::image::MediaType::from(media_type),
         bytes,
     })
 }
 
 /// The image named `reference` in the OCI layout `dir`.
-pub fn read_image(dir: &Path, reference: &Reference) -> anyhow::Result<Image> {
+pub fn read_image(dir: &Path, reference: &Reference) -> Result<Image> {
     let index = read_index(dir)?;
     let full = reference.full();
-    let entry = find_entry(&index, reference).with_context(|| {
-        format!(
-            "no image {full} in {} (build it with `porto image build`)",
-            dir.display()
-        )
+    let entry = find_entry(&index, reference).ok_or_else(|| OciError::NotFound {
+        reference: full.clone(),
+        store: dir.to_path_buf(),
     })?;
     let digest = entry["digest"]
         .as_str()
-        .context("index entry without digest")?;
+        .ok_or_else(|| OciError::malformed("index entry without digest"))?;
     let manifest = read_blob(dir, digest, "application/vnd.oci.image.manifest.v1+json")?;
-    let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes)?;
-    let descriptor = |d: &serde_json::Value| -> anyhow::Result<super::Blob> {
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+        .map_err(OciError::json(format!("manifest of {full}")))?;
+    let descriptor = |d: &serde_json::Value| -> Result<Blob> {
         read_blob(
             dir,
-            d["digest"].as_str().context("descriptor without digest")?,
+            d["digest"]
+                .as_str()
+                .ok_or_else(|| OciError::malformed("descriptor without digest"))?,
             d["mediaType"]
                 .as_str()
-                .context("descriptor without mediaType")?,
+                .ok_or_else(|| OciError::malformed("descriptor without mediaType"))?,
         )
     };
     let config = descriptor(&parsed["config"])?;
     let layers = parsed["layers"]
         .as_array()
-        .context("manifest without layers")?
+        .ok_or_else(|| OciError::malformed("manifest without layers"))?
         .iter()
         .map(descriptor)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>>>()?;
     Ok(Image {
         manifest,
         config,
@@ -279,21 +286,21 @@ pub fn read_image(dir: &Path, reference: &Reference) -> anyhow::Result<Image> {
 }
 
 /// The component of the image named `reference` in the OCI layout `dir`.
-pub fn load_component(dir: &Path, reference: &Reference) -> anyhow::Result<Vec<u8>> {
+pub fn load_component(dir: &Path, reference: &Reference) -> Result<Vec<u8>> {
     let image = read_image(dir, reference)?;
-    component_of(&image).with_context(|| reference.full())
+    component_of(&image).map_err(|e| OciError::Malformed(format!("{}: {e}", reference.full())))
 }
 
 /// The `.wasm` an image carries: its `application/wasm` layer, or the one
 /// `.wasm` file of its tar layer.
-pub fn component_of(image: &Image) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(
-        image.layers.len() == 1,
-        "expected one layer, found {}",
-        image.layers.len()
-    );
-    let layer = &image.layers[0];
-    if layer.media_type.to_string() == super::WASM_LAYER_MEDIA_TYPE {
+pub fn component_of(image: &Image) -> Result<Vec<u8>> {
+    let [layer] = image.layers.as_slice() else {
+        return Err(OciError::Malformed(format!(
+            "expected one layer, found {}",
+            image.layers.len()
+        )));
+    };
+    if layer.media_type.to_string() == WASM_LAYER_MEDIA_TYPE {
         return Ok(layer.bytes.clone());
     }
     let mut archive = tar::Archive::new(layer.bytes.as_slice());
@@ -305,32 +312,33 @@ pub fn component_of(image: &Image) -> anyhow::Result<Vec<u8>> {
             return Ok(wasm);
         }
     }
-    anyhow::bail!("the layer holds no .wasm file")
+    Err(OciError::malformed("the layer holds no .wasm file"))
 }
 
 /// Writes `files` into `dir` as an OCI layout directory.
-pub fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> anyhow::Result<()> {
+pub fn write_dir(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<()> {
     for (path, bytes) in files {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent)
+                .map_err(OciError::io(format!("creating {}", parent.display())))?;
         }
         write_atomically(&target, bytes)?;
     }
     Ok(())
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&tmp, bytes).map_err(OciError::io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(OciError::io(format!("writing {}", path.display())))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{Form, build, tar_entries};
+    use crate::{Form, build, tar_entries};
     use sha2::{Digest, Sha256};
 
     #[test]

@@ -1,21 +1,46 @@
-//! OCI images of components, built without a daemon and byte-reproducible.
+//! porto-oci: OCI images of WebAssembly components, built without a
+//! daemon and byte-reproducible.
 //!
 //! [`build`] turns a `.wasm` into the blobs of an image: by default the
 //! shape `docker buildx --platform wasi/wasm` gives a `FROM scratch` +
 //! `COPY` + `ENTRYPOINT` Dockerfile (config `os: wasi`, `architecture:
 //! wasm`, one uncompressed tar layer holding `/<name>.wasm`), or with
 //! [`Form::Artifact`] the CNCF Wasm OCI artifact (`application/wasm`
-//! layer). [`layout`] writes them as an OCI directory or a `docker load`
-//! tarball.
+//! layer). [`archive`] and [`write_dir`] write images as a `docker load` /
+//! `ctr import` tarball or an OCI layout directory; [`store`] and
+//! [`load_component`] keep them in a local store (an OCI layout directory)
+//! and take the component back out; [`Registry`] pushes and pulls them.
 //!
 //! Reproducibility comes from what is left out or fixed: no `created`
 //! time, tar entries with mtime 0 and uid/gid 0, an uncompressed layer, and
 //! JSON written with sorted keys (oci-spec keeps annotations in a
 //! `HashMap`, whose order changes between runs). The tag is not part of
-//! the manifest, so the manifest digest depends on the wasm bytes alone.
+//! the manifest, so the manifest digest depends on the wasm bytes alone:
+//!
+//! ```
+//! use porto_oci::{Form, Reference, build, load_component, store};
+//!
+//! let wasm = b"\0asm\x0d\0\x01\0 a component";
+//! let image = build("hello", wasm, Form::Scratch)?;
+//! assert_eq!(image.digest(), build("hello", wasm, Form::Scratch)?.digest());
+//!
+//! let local = tempfile::tempdir()?;
+//! let reference = Reference::parse("hello:1.0")?;
+//! assert_eq!(reference.full(), "docker.io/library/hello:1.0");
+//! store(local.path(), &reference, &image)?;
+//! assert_eq!(load_component(local.path(), &reference)?, wasm);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-pub mod layout;
-pub mod registry;
+mod error;
+mod layout;
+mod registry;
+
+pub use error::{OciError, Result};
+pub use layout::{
+    Reference, archive, component_of, contains, files, load_component, read_image, store, write_dir,
+};
+pub use registry::{Registry, TransferProgress};
 
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder,
@@ -49,7 +74,7 @@ impl Blob {
         format!("sha256:{}", hex::encode(Sha256::digest(&self.bytes)))
     }
 
-    pub fn descriptor(&self) -> anyhow::Result<Descriptor> {
+    pub fn descriptor(&self) -> Result<Descriptor> {
         Ok(DescriptorBuilder::default()
             .media_type(self.media_type.clone())
             .digest(Digest::from(Sha256Digest::from_str(&hex::encode(
@@ -85,7 +110,7 @@ impl Image {
 }
 
 /// Builds the image of `wasm`, which runs as `/<name>.wasm`.
-pub fn build(name: &str, wasm: &[u8], form: Form) -> anyhow::Result<Image> {
+pub fn build(name: &str, wasm: &[u8], form: Form) -> Result<Image> {
     let (config, layer) = match form {
         Form::Scratch => {
             let path = format!("{name}.wasm");
@@ -155,19 +180,19 @@ pub fn build(name: &str, wasm: &[u8], form: Form) -> anyhow::Result<Image> {
 }
 
 /// A tar holding one regular file, with every variable field fixed.
-pub fn single_file_tar(path: &str, contents: &[u8]) -> anyhow::Result<Vec<u8>> {
+fn single_file_tar(path: &str, contents: &[u8]) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     append_file(&mut builder, path, contents, 0o644)?;
     Ok(builder.into_inner()?)
 }
 
 /// Appends a regular file with mtime 0, uid/gid 0 and no user names.
-pub fn append_file(
+fn append_file(
     builder: &mut tar::Builder<Vec<u8>>,
     path: &str,
     contents: &[u8],
     mode: u32,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut header = tar::Header::new_ustar();
     header.set_path(path)?;
     header.set_size(contents.len() as u64);
@@ -183,7 +208,7 @@ pub fn append_file(
 
 /// JSON with object keys sorted at every level, whatever map type the
 /// value was built from.
-pub fn canonical_json<T: Serialize>(value: &T) -> anyhow::Result<Vec<u8>> {
+fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     fn sort(value: serde_json::Value) -> serde_json::Value {
         match value {
             serde_json::Value::Object(map) => {

@@ -25,11 +25,16 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 /// Spans porto makes for tracing, whatever the log filter says.
-pub const TARGET: &str = "porto::trace";
+pub(crate) const TARGET: &str = "porto::trace";
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
     Text,
+    /// One JSON object per line, for log shippers.
     Json,
 }
 
@@ -112,7 +117,7 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
 /// The span of one request to `service`, and the trace context its
 /// instance's calls continue: a child of the request's `traceparent`, or
 /// the root of a new trace.
-pub fn request_span(
+pub(crate) fn request_span(
     service: &str,
     route: &str,
     headers: &http::HeaderMap,
@@ -160,7 +165,7 @@ pub fn request_span(
 /// The span of an outbound call made by the request of `parent_span`, and
 /// the trace context the call carries. Without export the call needs no
 /// span of its own: only a new span id.
-pub fn outbound_span(
+pub(crate) fn outbound_span(
     caller: &str,
     target_host: &str,
     parent_span: &tracing::Span,
@@ -194,7 +199,7 @@ fn child_of(parent: &SpanContext) -> SpanContext {
 }
 
 /// Writes `context` as the `traceparent` (and `tracestate`) of `headers`.
-pub fn inject(context: &SpanContext, headers: &mut http::HeaderMap) {
+pub(crate) fn inject(context: &SpanContext, headers: &mut http::HeaderMap) {
     let context = opentelemetry::Context::new().with_remote_span_context(context.clone());
     TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
 }

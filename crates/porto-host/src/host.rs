@@ -1,23 +1,23 @@
 //! The per-request store data: what one guest instance may touch.
 //!
 //! A [`Host`] is built fresh for every request and dropped with it. It
-//! holds the instance's WASI context (environment from Compose, output
-//! captured to the log, no preopened directories, no socket addresses
-//! allowed), its wasi:http context with porto's [`Outbound`] hooks, its
-//! key-value view (only its service's buckets) and its memory limits.
+//! holds the instance's WASI context (its service's environment, output
+//! captured to the log, no preopened directories, no sockets), its
+//! wasi:http context with the [`Outbound`] hooks, its key-value view (only
+//! its service's buckets) and its memory limits.
 
 use std::sync::Arc;
 
-use opentelemetry::trace::SpanContext;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::config::ServiceConfig;
 use crate::guest_output::GuestOutput;
-use crate::kv::{self, KvView};
+use crate::kv::{KvCtx, KvView};
+use crate::limits::MAX_INSTANCES_PER_STORE;
 use crate::outbound::Outbound;
-use crate::runtime::{Runtime, ServiceRuntime};
 
 pub struct Host {
     wasi: WasiCtx,
@@ -25,29 +25,25 @@ pub struct Host {
     table: ResourceTable,
     kv: KvView,
     outbound: Outbound,
-    pub limits: StoreLimits,
+    pub(crate) limits: StoreLimits,
 }
 
 impl Host {
-    pub fn new(
-        runtime: &Arc<Runtime>,
-        service: &Arc<ServiceRuntime>,
-        request_id: &str,
-        trace: SpanContext,
+    pub(crate) fn new(
+        service: Arc<str>,
+        config: &ServiceConfig,
+        request_id: Arc<str>,
+        kv: KvView,
+        outbound: Outbound,
     ) -> Self {
-        let request_id: Arc<str> = Arc::from(request_id);
         let wasi = WasiCtx::builder()
-            .envs(&service.spec.env)
+            .envs(&config.env)
             .stdout(GuestOutput::new(
-                service.name.clone(),
+                service.clone(),
                 request_id.clone(),
                 "stdout",
             ))
-            .stderr(GuestOutput::new(
-                service.name.clone(),
-                request_id.clone(),
-                "stderr",
-            ))
+            .stderr(GuestOutput::new(service, request_id, "stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -56,22 +52,18 @@ impl Host {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            kv: KvView {
-                backend: runtime.kv.clone(),
-                buckets: service.buckets.clone(),
-                service: service.name.clone(),
-            },
-            outbound: Outbound::new(runtime.clone(), service.clone(), request_id, trace),
+            kv,
+            outbound,
             limits: StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(service.spec.max_memory_bytes).unwrap_or(usize::MAX))
-                .instances(64)
+                .memory_size(usize::try_from(config.limits.max_memory_bytes).unwrap_or(usize::MAX))
+                .instances(MAX_INSTANCES_PER_STORE)
                 .trap_on_grow_failure(true)
                 .build(),
         }
     }
 
-    pub fn kv(&mut self) -> kv::bindings::KvCtx<'_> {
-        kv::bindings::KvCtx {
+    pub(crate) fn kv(&mut self) -> KvCtx<'_> {
+        KvCtx {
             table: &mut self.table,
             kv: &self.kv,
         }

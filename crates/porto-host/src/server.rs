@@ -17,7 +17,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::runtime::{Runtime, ServiceRuntime};
+use crate::limits::MAX_CONNECTION_BUFFER_BYTES;
+use crate::runtime::Runtime;
+use crate::service::Service;
 
 /// How far ahead each worker always has a timer pending. tokio's timer
 /// driver interrupts its own sleep (an eventfd write and one more trip
@@ -29,16 +31,12 @@ use crate::runtime::{Runtime, ServiceRuntime};
 /// deadlines further off than its next beat, as the default ones are).
 const TIMER_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// hyper's read buffer: a bound on what one connection can make porto hold
-/// before the head is parsed (the head itself is limited in `runtime`).
-const MAX_HEADER_BYTES: usize = 64 * 1024;
-
 /// Threads that serve connections, each with a single-threaded tokio
 /// runtime of its own. A connection's requests, their instances and the
 /// in-process calls those make all stay on one thread: no work stealing,
 /// no waking another worker for a task. Connections are dealt out in turn.
 #[derive(Clone)]
-pub struct Workers {
+pub(crate) struct Workers {
     inboxes: Arc<Vec<mpsc::UnboundedSender<Connection>>>,
     next: Arc<AtomicUsize>,
 }
@@ -46,11 +44,11 @@ pub struct Workers {
 struct Connection {
     stream: std::net::TcpStream,
     runtime: Arc<Runtime>,
-    service: Arc<ServiceRuntime>,
+    service: Arc<Service>,
 }
 
 /// Waits for every worker to finish draining.
-pub struct WorkersDone(Vec<oneshot::Receiver<()>>);
+pub(crate) struct WorkersDone(Vec<oneshot::Receiver<()>>);
 
 impl WorkersDone {
     pub async fn wait(self) {
@@ -68,7 +66,7 @@ impl Workers {
     pub fn start(
         shutdown: &watch::Receiver<bool>,
         drain_timeout: Duration,
-    ) -> anyhow::Result<(Self, WorkersDone)> {
+    ) -> std::io::Result<(Self, WorkersDone)> {
         let count = std::thread::available_parallelism().map_or(1, usize::from);
         let (mut inboxes, mut done) = (Vec::new(), Vec::new());
         for index in 0..count {
@@ -124,7 +122,7 @@ async fn work(
                 let connection = http1::Builder::new()
                     .keep_alive(true)
                     // Request line and headers beyond this get 431.
-                    .max_buf_size(MAX_HEADER_BYTES)
+                    .max_buf_size(MAX_CONNECTION_BUFFER_BYTES)
                     .serve_connection(TokioIo::new(stream), handler);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -144,10 +142,10 @@ async fn work(
 
 /// Accepts connections on `listener` for `service` and hands them to the
 /// workers, until `shutdown` fires.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     runtime: Arc<Runtime>,
-    service: Arc<ServiceRuntime>,
+    service: Arc<Service>,
     mut shutdown: watch::Receiver<bool>,
     workers: Workers,
 ) {

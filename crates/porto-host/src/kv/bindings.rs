@@ -6,7 +6,9 @@
 
 use wasmtime::component::{HasData, Linker, Resource};
 
-use super::{BucketHandle, CasHandle, KvError, KvView};
+use porto_kv::KvError;
+
+use super::{BucketHandle, CasHandle, KvView};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -25,7 +27,7 @@ use generated::wasi::keyvalue::{atomics, batch, store};
 type GuestResult<T> = wasmtime::Result<Result<T, store::Error>>;
 
 /// What a host function borrows from the store: the table and the view.
-pub struct KvCtx<'a> {
+pub(crate) struct KvCtx<'a> {
     pub table: &'a mut wasmtime::component::ResourceTable,
     pub kv: &'a KvView,
 }
@@ -36,7 +38,7 @@ impl HasData for HasKv {
     type Data<'a> = KvCtx<'a>;
 }
 
-pub fn add_to_linker<T: Send + 'static>(
+pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> KvCtx<'_>,
 ) -> wasmtime::Result<()> {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
 
-use super::{KeyPage, KvBackend, KvError};
+use porto_kv::{KeyPage, KvBackend, KvError};
+
 use crate::metrics::{KvLabels, Metrics};
 
-pub struct Metered {
+pub(crate) struct Metered {
     inner: Arc<dyn KvBackend>,
     metrics: Arc<Metrics>,
 }

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::KvBackend;
+use crate::KvBackend;
 
 pub async fn run_all(store: Arc<dyn KvBackend>) {
     get_set_delete_exists(&*store).await;

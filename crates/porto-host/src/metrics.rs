@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;
@@ -55,7 +55,7 @@ pub struct OutboundLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TrapLabels {
+pub struct FailureLabels {
     pub service: String,
     pub kind: String,
 }
@@ -71,8 +71,14 @@ pub struct Metrics {
     pub kv_operations: Family<KvLabels, Counter>,
     pub kv_errors: Family<KvLabels, Counter>,
     pub outbound: Family<OutboundLabels, Counter>,
-    pub traps: Family<TrapLabels, Counter>,
+    pub guest_failures: Family<FailureLabels, Counter>,
     routes: RwLock<HashMap<String, HashSet<String>>>,
+}
+
+/// Registers `metric` and returns the handle porto keeps of it.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 fn latency_histogram() -> Histogram {
@@ -95,55 +101,53 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("porto");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
+        let requests = registered(
+            &mut registry,
             "requests",
             "Requests answered, by service, route class and status",
-            requests.clone(),
+            Family::default(),
         );
-        let request_duration: HistogramFamily<RouteLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register(
+        let request_duration = registered(
+            &mut registry,
             "request_duration_seconds",
             "Time from request to response head, by service and route class",
-            request_duration.clone(),
+            Family::new_with_constructor(latency_histogram as fn() -> Histogram),
         );
-        let in_flight = Family::<ServiceLabels, Gauge>::default();
-        registry.register(
+        let in_flight = registered(
+            &mut registry,
             "instances_in_flight",
             "Instances handling a request right now",
-            in_flight.clone(),
+            Family::default(),
         );
-        let instantiation: HistogramFamily<ServiceLabels> =
-            Family::new_with_constructor(instantiation_histogram);
-        registry.register(
+        let instantiation = registered(
+            &mut registry,
             "instantiation_duration_seconds",
             "Time to instantiate a service's component for one request",
-            instantiation.clone(),
+            Family::new_with_constructor(instantiation_histogram as fn() -> Histogram),
         );
-        let kv_operations = Family::<KvLabels, Counter>::default();
-        registry.register(
+        let kv_operations = registered(
+            &mut registry,
             "kv_operations",
             "Key-value operations, by backend and operation",
-            kv_operations.clone(),
+            Family::default(),
         );
-        let kv_errors = Family::<KvLabels, Counter>::default();
-        registry.register(
+        let kv_errors = registered(
+            &mut registry,
             "kv_errors",
             "Key-value operations that failed, by backend and operation",
-            kv_errors.clone(),
+            Family::default(),
         );
-        let outbound = Family::<OutboundLabels, Counter>::default();
-        registry.register(
+        let outbound = registered(
+            &mut registry,
             "outbound_requests",
             "Outgoing wasi:http requests, by calling service, target and outcome",
-            outbound.clone(),
+            Family::default(),
         );
-        let traps = Family::<TrapLabels, Counter>::default();
-        registry.register(
+        let guest_failures = registered(
+            &mut registry,
             "guest_failures",
             "Requests a guest did not answer: traps by kind, timeouts, missing responses",
-            traps.clone(),
+            Family::default(),
         );
         Self {
             registry,
@@ -154,7 +158,7 @@ impl Metrics {
             kv_operations,
             kv_errors,
             outbound,
-            traps,
+            guest_failures,
             routes: RwLock::new(HashMap::new()),
         }
     }
@@ -198,8 +202,8 @@ impl Metrics {
     }
 
     pub fn guest_failure(&self, service: &str, kind: &str) {
-        self.traps
-            .get_or_create(&TrapLabels {
+        self.guest_failures
+            .get_or_create(&FailureLabels {
                 service: service.to_string(),
                 kind: kind.to_string(),
             })

@@ -8,11 +8,14 @@
 //! every operation has a deadline, so an unreachable server is a fast
 //! error, and the pool reconnects by itself when the server returns.
 
+use std::num::NonZeroUsize;
+
 use async_trait::async_trait;
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use redis::{AsyncCommands, Script};
 
-use super::{KeyPage, KvBackend, KvError, OP_TIMEOUT};
+use crate::network::{OP_TIMEOUT, batch, within_deadline};
+use crate::{ConnectError, KeyPage, KvBackend, KvError};
 
 const LIST_PAGE: usize = 1000;
 
@@ -36,10 +39,17 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    pub fn connect(url: &str, namespace: &str, pool_size: usize) -> anyhow::Result<Self> {
+    /// A pool of at most `pool_size` connections to `url` (no `namespace`
+    /// parameter); connects lazily, so an unreachable server shows on the
+    /// first operation.
+    pub fn connect(
+        url: &str,
+        namespace: &str,
+        pool_size: NonZeroUsize,
+    ) -> Result<Self, ConnectError> {
         let mut config = Config::from_url(url);
         config.pool = Some(PoolConfig {
-            max_size: pool_size,
+            max_size: pool_size.get(),
             timeouts: Timeouts {
                 wait: Some(OP_TIMEOUT),
                 create: Some(OP_TIMEOUT),
@@ -47,7 +57,9 @@ impl RedisBackend {
             },
             ..PoolConfig::default()
         });
-        let pool = config.create_pool(Some(Runtime::Tokio1))?;
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| ConnectError::server("redis", url, e))?;
         Ok(Self {
             pool,
             prefix: format!("porto:{namespace}:"),
@@ -71,16 +83,6 @@ fn failed(err: redis::RedisError) -> KvError {
     KvError::Unavailable(format!("redis: {err}"))
 }
 
-async fn deadline<T>(op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
-    tokio::time::timeout(OP_TIMEOUT, op)
-        .await
-        .unwrap_or_else(|_| {
-            Err(KvError::Unavailable(format!(
-                "redis: no answer within {OP_TIMEOUT:?}"
-            )))
-        })
-}
-
 #[async_trait]
 impl KvBackend for RedisBackend {
     fn kind(&self) -> &'static str {
@@ -88,7 +90,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             self.connection()
                 .await?
                 .hget(self.hash(bucket), key)
@@ -99,7 +101,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             let _: i64 = self
                 .connection()
                 .await?
@@ -112,7 +114,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             let _: i64 = self
                 .connection()
                 .await?
@@ -125,7 +127,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             self.connection()
                 .await?
                 .hexists(self.hash(bucket), key)
@@ -136,7 +138,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn list_keys(&self, bucket: &str, cursor: Option<String>) -> Result<KeyPage, KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             let start = cursor.as_deref().unwrap_or("0");
             let (next, pairs): (String, Vec<Vec<u8>>) = redis::cmd("HSCAN")
                 .arg(self.hash(bucket))
@@ -160,7 +162,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             let result: Result<i64, redis::RedisError> = self
                 .connection()
                 .await?
@@ -191,7 +193,7 @@ impl KvBackend for RedisBackend {
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
     ) -> Result<bool, KvError> {
-        deadline(async {
+        within_deadline("redis", async {
             let swapped: i64 = self
                 .cas
                 .key(self.hash(bucket))
@@ -212,10 +214,7 @@ impl KvBackend for RedisBackend {
         bucket: &str,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        deadline(async {
+        batch("redis", keys.is_empty(), async {
             redis::cmd("HMGET")
                 .arg(self.hash(bucket))
                 .arg(&keys)
@@ -227,10 +226,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        deadline(async {
+        batch("redis", entries.is_empty(), async {
             let () = self
                 .connection()
                 .await?
@@ -243,10 +239,7 @@ impl KvBackend for RedisBackend {
     }
 
     async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        deadline(async {
+        batch("redis", keys.is_empty(), async {
             let _: i64 = self
                 .connection()
                 .await?
@@ -261,30 +254,37 @@ impl KvBackend for RedisBackend {
 
 /// A store for tests: a namespace no other test or run shares.
 #[cfg(test)]
-pub fn test_backend() -> Option<RedisBackend> {
-    let namespace = format!("t{}_{}", std::process::id(), super::unique_suffix());
-    RedisBackend::connect("redis://127.0.0.1:6379", &namespace, 8).ok()
+pub(crate) fn test_backend() -> Option<RedisBackend> {
+    let namespace = format!("t{}_{}", std::process::id(), crate::unique_suffix());
+    RedisBackend::connect(
+        "redis://127.0.0.1:6379",
+        &namespace,
+        NonZeroUsize::new(8).expect("non-zero"),
+    )
+    .ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroUsize;
     use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conforms() {
         let store = super::test_backend().expect("pool");
-        crate::kv::conformance::run_all(Arc::new(store)).await;
+        crate::conformance::run_all(Arc::new(store)).await;
     }
 
     #[tokio::test]
     async fn an_unreachable_server_fails_fast() {
         // Nothing listens on port 1.
-        let store = super::RedisBackend::connect("redis://127.0.0.1:1", "x", 2).expect("pool");
+        let store = super::RedisBackend::connect("redis://127.0.0.1:1", "x", NonZeroUsize::MIN)
+            .expect("pool");
         let started = std::time::Instant::now();
-        let err = crate::kv::KvBackend::get(&store, "b", "k")
+        let err = crate::KvBackend::get(&store, "b", "k")
             .await
             .expect_err("down");
-        assert!(matches!(err, crate::kv::KvError::Unavailable(_)), "{err}");
+        assert!(matches!(err, crate::KvError::Unavailable(_)), "{err}");
         assert!(started.elapsed() < super::OP_TIMEOUT + std::time::Duration::from_secs(1));
     }
 }

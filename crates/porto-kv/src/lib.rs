@@ -1,84 +1,60 @@
-//! Host side of `wasi:keyvalue@0.2.0-draft2`: one backend trait, one file
-//! per backend, and the per-instance view that enforces bucket isolation.
+//! porto-kv: the durable key-value stores behind porto's `wasi:keyvalue`.
 //!
-//! A backend stores `(bucket, key) → bytes` and knows nothing of guests.
-//! [`KvView`] is what a guest instance gets: the backend plus the set of
-//! buckets its service may open. Isolation is by construction: a bucket
-//! resource exists only if `open` found its name in that set, and the
-//! backend keeps bucket and key apart (never concatenated), so no key
-//! string can reach into another bucket.
+//! A backend stores `(bucket, key) → bytes` and knows nothing of guests,
+//! WebAssembly or wasmtime: this crate builds and tests without them. The
+//! host (`porto-host`) puts a per-instance view on top that lets a guest
+//! open only its own buckets.
+//!
+//! Three backends implement one trait, [`KvBackend`]:
+//!
+//! - [`Embedded`]: a redb file, fsync before every acknowledgement (the
+//!   default: no server to run);
+//! - [`RedisBackend`]: one hash per bucket on a Redis server;
+//! - [`PostgresBackend`]: one `(bucket, key)` table on PostgreSQL.
+//!
+//! [`KvSpec`] is how a user names one (`embedded`, `redis://…`,
+//! `postgres://…`, each with an optional `?namespace=`), and [`connect`]
+//! opens it:
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::num::NonZeroUsize;
+//! use porto_kv::{KvSpec, connect};
+//!
+//! let data = tempfile::tempdir()?;
+//! let spec: KvSpec = "embedded".parse()?;
+//! let store = connect(&spec, data.path(), NonZeroUsize::MIN).await?;
+//! store.set("users", "user:1", b"{}".to_vec()).await?;
+//! assert_eq!(store.increment("users", "seq:user", 1).await?, 1);
+//! assert!(store.compare_and_swap("users", "email:a@b.c", None, b"1".to_vec()).await?);
+//! assert!(!store.compare_and_swap("users", "email:a@b.c", None, b"2".to_vec()).await?);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! Every backend passes one behavioural suite (`conformance.rs`): they
+//! differ in how they store things, never in what a guest can observe.
 
-pub mod bindings;
 #[cfg(test)]
 mod conformance;
-pub mod embedded;
-pub mod metered;
-pub mod postgres;
-pub mod redis;
-pub mod url;
+mod embedded;
+mod network;
+mod postgres;
+mod redis;
+mod spec;
+mod url;
 
-use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context as _;
 use async_trait::async_trait;
 
-pub use bindings::add_to_linker;
-
-/// A network backend that has not answered within this is reported as
-/// unavailable, well inside any request timeout.
-pub const OP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Opens the backend a Compose file or `--kv` names: `embedded` (a redb
-/// file in `data_dir`), `redis://…` or `postgres://…`, each with an
-/// optional `?namespace=`.
-pub async fn connect(
-    spec: &crate::app::KvSpec,
-    data_dir: &Path,
-    pool_size: usize,
-) -> anyhow::Result<Arc<dyn KvBackend>> {
-    use crate::app::KvSpec;
-    let url = match spec {
-        KvSpec::Embedded => return Ok(Arc::new(embedded::Embedded::open(data_dir)?)),
-        KvSpec::Url(url) => url,
-    };
-    let (driver_url, namespace) = url::split_namespace(url).map_err(anyhow::Error::msg)?;
-    if driver_url.starts_with("redis://") {
-        let backend = redis::RedisBackend::connect(&driver_url, &namespace, pool_size)
-            .with_context(|| format!("redis at {}", redact(&driver_url)))?;
-        // Prove the server answers before porto says it is ready.
-        backend
-            .exists("porto", "probe")
-            .await
-            .with_context(|| format!("redis at {}", redact(&driver_url)))?;
-        Ok(Arc::new(backend))
-    } else {
-        let backend = postgres::PostgresBackend::connect(&driver_url, &namespace, pool_size)
-            .await
-            .with_context(|| format!("postgres at {}", redact(&driver_url)))?;
-        Ok(Arc::new(backend))
-    }
-}
-
-/// The URL without its password, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use embedded::Embedded;
+pub use network::OP_TIMEOUT;
+pub use postgres::PostgresBackend;
+pub use redis::RedisBackend;
+pub use spec::{ConnectError, KvSpec, connect, redact};
 
 /// A suffix no other test in this process uses, for namespaces.
 #[cfg(test)]
-pub fn unique_suffix() -> u64 {
+pub(crate) fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -142,7 +118,11 @@ pub trait KvBackend: Send + Sync + 'static {
 }
 
 /// Adds `delta` to a counter stored as decimal text.
-pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64, KvError> {
+pub(crate) fn add_to_counter(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: i64,
+) -> Result<i64, KvError> {
     let current = match current {
         None => 0,
         Some(bytes) => std::str::from_utf8(bytes)
@@ -157,39 +137,9 @@ pub fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i
     })
 }
 
-/// The key-value capability of one guest instance.
-pub struct KvView {
-    pub backend: Arc<dyn KvBackend>,
-    pub buckets: Arc<BTreeSet<String>>,
-    pub service: Arc<str>,
-}
-
-/// An open bucket (the `bucket` resource).
-pub struct BucketHandle {
-    pub name: String,
-}
-
-/// A pending compare-and-swap (the `cas` resource): the value seen when it
-/// was made, which the swap must still find.
-pub struct CasHandle {
-    pub bucket: String,
-    pub key: String,
-    pub seen: Option<Vec<u8>>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://app:secret@db/x"),
-            "postgres://app:***@db/x"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
-    }
 
     #[test]
     fn counters_are_decimal_text() {

@@ -9,17 +9,31 @@
 
 use std::str::FromStr;
 
-use anyhow::Context as _;
-use indicatif::{ProgressBar, ProgressStyle};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference as OciReference};
 use sha2::{Digest as _, Sha256};
 
-use super::layout::Reference;
-use super::{Blob, Image};
+use crate::{Blob, Image, OciError, Reference, Result};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Told how a transfer goes, to draw a progress bar or nothing; `()`
+/// says nothing.
+pub trait TransferProgress {
+    /// A transfer of `total_bytes` called `label` starts.
+    fn start(&self, label: &str, total_bytes: u64);
+    /// `bytes` more have moved.
+    fn advance(&self, bytes: u64);
+    /// The transfer is over.
+    fn finish(&self);
+}
+
+impl TransferProgress for () {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
 
 pub struct Registry {
     client: Client,
@@ -62,18 +76,27 @@ impl Registry {
             .to_string()
     }
 
-    fn oci_reference(reference: &Reference) -> anyhow::Result<OciReference> {
-        OciReference::from_str(&reference.full())
-            .with_context(|| format!("{} is not a registry reference", reference.full()))
+    fn oci_reference(reference: &Reference) -> Result<OciReference> {
+        OciReference::from_str(&reference.full()).map_err(|e| {
+            OciError::Reference(format!(
+                "{} is not a registry reference: {e}",
+                reference.full()
+            ))
+        })
     }
 
     /// Uploads the blobs the registry lacks, then the manifest.
-    pub async fn push(&self, reference: &Reference, image: &Image) -> anyhow::Result<String> {
+    pub async fn push(
+        &self,
+        reference: &Reference,
+        image: &Image,
+        progress: &dyn TransferProgress,
+    ) -> Result<String> {
         let target = Self::oci_reference(reference)?;
         self.client
             .store_auth_if_needed(target.resolve_registry(), &self.auth)
             .await;
-        let progress = bar(&format!("push {}", reference.full()), image.size() as u64);
+        progress.start(&format!("push {}", reference.full()), image.size() as u64);
         for blob in std::iter::once(&image.config).chain(&image.layers) {
             let digest = blob.digest();
             let exists = self
@@ -85,9 +108,12 @@ impl Registry {
                 self.client
                     .push_blob(&target, blob.bytes.clone(), &digest)
                     .await
-                    .with_context(|| format!("pushing blob {digest} to {}", reference.full()))?;
+                    .map_err(OciError::registry(format!(
+                        "pushing blob {digest} to {}",
+                        reference.full()
+                    )))?;
             }
-            progress.inc(blob.bytes.len() as u64);
+            progress.advance(blob.bytes.len() as u64);
         }
         self.client
             .push_manifest_raw(
@@ -96,53 +122,71 @@ impl Registry {
                 http::HeaderValue::from_static(OCI_MANIFEST),
             )
             .await
-            .with_context(|| format!("pushing the manifest of {}", reference.full()))?;
-        progress.inc(image.manifest.bytes.len() as u64);
-        progress.finish_and_clear();
+            .map_err(OciError::registry(format!(
+                "pushing the manifest of {}",
+                reference.full()
+            )))?;
+        progress.advance(image.manifest.bytes.len() as u64);
+        progress.finish();
         Ok(image.digest())
     }
 
     /// Downloads an image, checking every digest.
-    pub async fn pull(&self, reference: &Reference) -> anyhow::Result<Image> {
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        progress: &dyn TransferProgress,
+    ) -> Result<Image> {
         let source = Self::oci_reference(reference)?;
         let (manifest_bytes, digest) = self
             .client
             .pull_manifest_raw(&source, &self.auth, &[OCI_MANIFEST])
             .await
-            .with_context(|| format!("pulling the manifest of {}", reference.full()))?;
+            .map_err(OciError::registry(format!(
+                "pulling the manifest of {}",
+                reference.full()
+            )))?;
         let manifest = Blob {
             media_type: oci_spec::image::MediaType::ImageManifest,
             bytes: manifest_bytes.to_vec(),
         };
-        anyhow::ensure!(
-            manifest.digest() == digest,
-            "{}: manifest digest mismatch",
-            reference.full()
-        );
-        let parsed: serde_json::Value =
-            serde_json::from_slice(&manifest.bytes).context("manifest is not JSON")?;
+        if manifest.digest() != digest {
+            return Err(OciError::Malformed(format!(
+                "{}: manifest digest mismatch",
+                reference.full()
+            )));
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes)
+            .map_err(OciError::json("manifest is not JSON".into()))?;
         let descriptors: Vec<&serde_json::Value> = std::iter::once(&parsed["config"])
             .chain(
                 parsed["layers"]
                     .as_array()
-                    .context("manifest without layers")?,
+                    .ok_or_else(|| OciError::malformed("manifest without layers"))?,
             )
             .collect();
         let total = descriptors.iter().filter_map(|d| d["size"].as_u64()).sum();
-        let progress = bar(&format!("pull {}", reference.full()), total);
+        progress.start(&format!("pull {}", reference.full()), total);
         let mut blobs = Vec::new();
         for descriptor in descriptors {
             let digest = descriptor["digest"]
                 .as_str()
-                .context("descriptor without digest")?;
+                .ok_or_else(|| OciError::malformed("descriptor without digest"))?;
             let mut bytes = Vec::new();
             self.client
                 .pull_blob(&source, digest, &mut bytes)
                 .await
-                .with_context(|| format!("pulling blob {digest} of {}", reference.full()))?;
+                .map_err(OciError::registry(format!(
+                    "pulling blob {digest} of {}",
+                    reference.full()
+                )))?;
             let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-            anyhow::ensure!(actual == digest, "blob {digest} arrived as {actual}");
-            progress.inc(bytes.len() as u64);
+            if actual != digest {
+                return Err(OciError::Malformed(format!(
+                    "blob {digest} arrived as {actual}"
+                )));
+            }
+            progress.advance(bytes.len() as u64);
             blobs.push(Blob {
                 media_type: oci_spec::image::MediaType::from(
                     descriptor["mediaType"].as_str().unwrap_or_default(),
@@ -150,7 +194,7 @@ impl Registry {
                 bytes,
             });
         }
-        progress.finish_and_clear();
+        progress.finish();
         let config = blobs.remove(0);
         Ok(Image {
             manifest,
@@ -158,14 +202,4 @@ impl Registry {
             layers: blobs,
         })
     }
-}
-
-fn bar(prefix: &str, total: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {bytes}/{total_bytes}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(prefix.to_string());
-    bar
 }

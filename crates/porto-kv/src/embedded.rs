@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{KeyPage, KvBackend, KvError, add_to_counter};
+use crate::{ConnectError, KeyPage, KvBackend, KvError, add_to_counter};
 
 /// `(bucket, key) → value`: the tuple key keeps buckets apart whatever
 /// bytes a key contains.
@@ -29,17 +29,22 @@ fn io(err: impl std::fmt::Display) -> KvError {
 }
 
 impl Embedded {
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
+    /// Opens (or creates) the store `kv.redb` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ConnectError> {
+        std::fs::create_dir_all(dir).map_err(|source| ConnectError::DataDirectory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join("kv.redb");
-        let db =
-            Database::create(&path).with_context(|| format!("opening store {}", path.display()))?;
+        let failed = |source: redb::Error| ConnectError::Embedded {
+            path: path.clone(),
+            source,
+        };
+        let db = Database::create(&path).map_err(|e| failed(e.into()))?;
         // Create the table up front so readers never see it missing.
-        let txn = db.begin_write()?;
-        txn.open_table(TABLE)?;
-        txn.commit()?;
+        let txn = db.begin_write().map_err(|e| failed(e.into()))?;
+        txn.open_table(TABLE).map_err(|e| failed(e.into()))?;
+        txn.commit().map_err(|e| failed(e.into()))?;
         Ok(Self { db: Arc::new(db) })
     }
 
@@ -240,7 +245,7 @@ mod tests {
     async fn conforms() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Embedded::open(dir.path()).expect("open");
-        crate::kv::conformance::run_all(Arc::new(store)).await;
+        crate::conformance::run_all(Arc::new(store)).await;
     }
 
     #[tokio::test]

@@ -1,0 +1,39 @@
+//! What the host needs to know about a service: plain data, however a
+//! front end came by it (porto reads it from a Compose file, the
+//! containerd shim from the container's environment).
+
+use std::collections::BTreeSet;
+
+use crate::Limits;
+
+/// One service: its name, what its guest sees and may reach, its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// How other services call it (`http://NAME`) and how logs name it.
+    pub name: String,
+    /// The guest's environment (`wasi:cli/environment`).
+    pub env: Vec<(String, String)>,
+    /// Services of this host it may call in-process.
+    pub allowed_services: BTreeSet<String>,
+    /// Network hosts it may call (`host` for any port, or `host:port`).
+    pub allowed_hosts: Vec<String>,
+    /// `wasi:keyvalue` buckets it may open; any other is access-denied.
+    pub buckets: BTreeSet<String>,
+    pub limits: Limits,
+}
+
+impl ServiceConfig {
+    /// A service that may open the bucket of its own name and call
+    /// nothing, with the default limits.
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            buckets: BTreeSet::from([name.clone()]),
+            name,
+            env: Vec::new(),
+            allowed_services: BTreeSet::new(),
+            allowed_hosts: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! What porto answers when no guest answer can be given: one type,
+//! [`Failure`], rendered in the services' JSON error envelope.
+//!
+//! A 4xx says what was wrong with the request; a 5xx says only that the
+//! service failed, plus the request id, so a client can quote the one log
+//! line (`log`) that says why.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+pub(crate) struct Failure {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: &'static str,
+    /// For porto's log, never for the client.
+    pub log: String,
+}
+
+impl Failure {
+    pub fn internal(log: String) -> Self {
+        Self {
+            status: 500,
+            code: "internal_error",
+            message: "The service failed while handling this request.",
+            log,
+        }
+    }
+
+    /// Out of capacity (the service's max_concurrency or the instance
+    /// pool): the client may retry shortly.
+    pub fn overloaded(log: String) -> Self {
+        Self {
+            status: 503,
+            code: "overloaded",
+            message: "The service is at capacity; retry shortly.",
+            log,
+        }
+    }
+
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self {
+            status: 504,
+            code: "timeout",
+            message: "The service did not answer in time.",
+            log: format!("no response within {limit:?}"),
+        }
+    }
+
+    pub fn bad_request(log: String) -> Self {
+        Self {
+            status: 400,
+            code: "bad_request",
+            message: "The request could not be passed to the service.",
+            log,
+        }
+    }
+
+    pub fn body_timeout() -> Self {
+        Self {
+            status: 408,
+            code: "request_timeout",
+            message: "The request body did not arrive in time.",
+            log: "body not received within the request timeout".into(),
+        }
+    }
+
+    pub fn payload_too_large(log: String) -> Self {
+        Self {
+            status: 413,
+            code: "payload_too_large",
+            message: "The request body is too large.",
+            log,
+        }
+    }
+
+    pub fn headers_too_large() -> Self {
+        Self {
+            status: 431,
+            code: "headers_too_large",
+            message: "The request headers are too large.",
+            log: "request head too large".into(),
+        }
+    }
+
+    /// The response, with the headers its status calls for: `Retry-After`
+    /// on 503, and on 413 `Connection: close`, since the rest of the body
+    /// is never read.
+    pub fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+        let mut response = error_response(self.status, self.code, self.message, request_id);
+        let extra = match self.status {
+            503 => Some((http::header::RETRY_AFTER, "1")),
+            413 => Some((http::header::CONNECTION, "close")),
+            _ => None,
+        };
+        if let Some((name, value)) = extra {
+            response
+                .headers_mut()
+                .insert(name, http::HeaderValue::from_static(value));
+        }
+        response
+    }
+}
+
+/// porto's own JSON error, in the services' envelope.
+pub(crate) fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> hyper::Response<HyperOutgoingBody> {
+    let body = if status >= 500 {
+        serde_json::json!({ "error": { "code": code, "message": message, "details": { "request_id": request_id } } })
+    } else {
+        serde_json::json!({ "error": { "code": code, "message": message } })
+    }
+    .to_string();
+    let mut response = hyper::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(id) = http::HeaderValue::from_str(request_id) {
+        headers.insert(request_id::HEADER, id);
+    }
+    response
+}

@@ -1,0 +1,40 @@
+//! Host side of `wasi:keyvalue@0.2.0-draft2`: the bindings and the
+//! per-instance view that enforces bucket isolation, over any
+//! [`porto_kv::KvBackend`].
+//!
+//! [`KvView`] is what a guest instance gets: the backend plus the set of
+//! buckets its service may open. Isolation is by construction: a bucket
+//! resource exists only if `open` found its name in that set, and every
+//! backend keeps bucket and key apart (never concatenated), so no key
+//! string can reach into another bucket.
+
+mod bindings;
+mod metered;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use porto_kv::KvBackend;
+
+pub(crate) use bindings::{KvCtx, add_to_linker};
+pub(crate) use metered::Metered;
+
+/// The key-value capability of one guest instance.
+pub(crate) struct KvView {
+    pub backend: Arc<dyn KvBackend>,
+    pub buckets: Arc<BTreeSet<String>>,
+    pub service: Arc<str>,
+}
+
+/// An open bucket (the `bucket` resource).
+pub struct BucketHandle {
+    pub(crate) name: String,
+}
+
+/// A pending compare-and-swap (the `cas` resource): the value seen when it
+/// was made, which the swap must still find.
+pub struct CasHandle {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) seen: Option<Vec<u8>>,
+}

@@ -1,0 +1,183 @@
+//! Every limit porto puts on a request, an instance or the instance pool,
+//! with its default: the one place they are defined.
+//!
+//! Per service ([`Limits`]): how long a request may run, how much memory
+//! an instance may grow to, how many instances may run at once and how
+//! large a body may be. For every request alike: the size of its head.
+//! For the process: the pool's capacity. The checks that need no guest
+//! (head size, declared and actual body size, body arrival time) run here,
+//! before an instance exists.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Body;
+
+use crate::failure::Failure;
+
+/// What one service's requests and instances may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From request to response head; then 504, and a guest still
+    /// running is interrupted.
+    pub request_timeout: Duration,
+    /// Linear memory one instance may grow to; growing past it traps.
+    pub max_memory_bytes: u64,
+    /// Instances at once; past it requests get 503 with `Retry-After`.
+    pub max_concurrency: usize,
+    /// Request bodies larger than this get 413.
+    pub max_body_bytes: u64,
+}
+
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
+/// Per service; three services at the default, every request holding two
+/// instances (through the gateway), stay inside the pool of
+/// [`POOL_COMPONENT_INSTANCES`].
+pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_memory_bytes: DEFAULT_MAX_MEMORY_MIB * 1024 * 1024,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The largest request line plus headers a guest is given (431 beyond).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// hyper's read buffer: a bound on what one connection can make porto hold
+/// before the head is parsed.
+pub(crate) const MAX_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Instances one request's store may create (a component is a handful of
+/// core instances).
+pub(crate) const MAX_INSTANCES_PER_STORE: usize = 64;
+
+/// Component instances the pool holds at once, across all services: one
+/// per request inside a guest, so 1,000 requests through the gateway (two
+/// instances each) fit. Beyond it a request is refused with 503.
+pub(crate) const POOL_COMPONENT_INSTANCES: u32 = 2_000;
+
+/// Core instances (and tables) the pool keeps per component instance. A
+/// wasm32-wasip2 component made by Rust has three core instances (its
+/// module and wit-component's shim and fixups modules); sized for one
+/// more. The first pool, sized 1,000 in core instances, turned away
+/// every request beyond 333 in flight (bench/in-flight).
+pub(crate) const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
+
+/// Linear memory kept mapped and zeroed when an instance ends, instead of
+/// `madvise`d away and faulted back in by the next one.
+pub(crate) const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
+pub(crate) const KEEP_RESIDENT_TABLE_BYTES: usize = 64 * 1024;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Epoch ticks a request of `timeout` may run for.
+pub(crate) fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+/// Refuses a request whose head or declared body is too large, before any
+/// of its body is read.
+pub(crate) fn check_head<B>(request: &hyper::Request<B>, limits: &Limits) -> Result<(), Failure> {
+    let head_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + request.uri().to_string().len();
+    if head_bytes > MAX_HEAD_BYTES {
+        return Err(Failure::headers_too_large());
+    }
+    if declared_length(request).is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(Failure::payload_too_large(format!(
+            "declared body over {} bytes",
+            limits.max_body_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Reads `request`'s body up to `max_body_bytes`, within the request
+/// timeout.
+pub(crate) async fn read_body<B>(
+    request: hyper::Request<B>,
+    limits: &Limits,
+) -> Result<hyper::Request<Full<Bytes>>, Failure>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let (parts, body) = request.into_parts();
+    let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
+    let body = body.map_err(Into::<wasmtime_wasi_http::Error>::into);
+    let limited = http_body_util::Limited::new(body, limit);
+    let collected = tokio::time::timeout(limits.request_timeout, limited.collect())
+        .await
+        .map_err(|_| Failure::body_timeout())?;
+    let bytes = match collected {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(Failure::payload_too_large(format!(
+                "body over {limit} bytes"
+            )));
+        }
+        Err(e) => return Err(Failure::bad_request(format!("reading the body: {e}"))),
+    };
+    Ok(hyper::Request::from_parts(parts, Full::new(bytes)))
+}
+
+fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_at_least_one_tick_and_rounds_down() {
+        assert_eq!(ticks(Duration::from_millis(1)), 2);
+        assert_eq!(ticks(Duration::from_millis(95)), 10);
+        assert_eq!(ticks(Duration::from_secs(30)), 3001);
+    }
+
+    #[test]
+    fn heads_and_declared_bodies_are_checked_before_reading() {
+        let limits = Limits {
+            max_body_bytes: 10,
+            ..Limits::default()
+        };
+        let request = |length: &str| {
+            hyper::Request::builder()
+                .header(http::header::CONTENT_LENGTH, length)
+                .body(())
+                .expect("request")
+        };
+        assert!(check_head(&request("10"), &limits).is_ok());
+        assert_eq!(
+            check_head(&request("11"), &limits).map_err(|f| f.status),
+            Err(413)
+        );
+        let huge = hyper::Request::builder()
+            .header("x-big", "a".repeat(MAX_HEAD_BYTES))
+            .body(())
+            .expect("request");
+        assert_eq!(check_head(&huge, &limits).map_err(|f| f.status), Err(431));
+    }
+}

@@ -1,0 +1,282 @@
+//! The one start-up path: from plain service configurations and their
+//! components to a [`Stack`] that serves them.
+//!
+//! [`Stack::start`] does, in order, everything that can fail before a
+//! socket is bound: the engine (pooling allocator where the machine allows
+//! it, epoch ticker), the linker (WASI, wasi:http, wasi:keyvalue), every
+//! component compiled (or loaded from the compile cache) and
+//! pre-instantiated. [`Stack::serve`] then takes already-bound listeners.
+//! `porto up`, the benchmarks and any other front end start this way.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::Body;
+use porto_kv::KvBackend;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::config::ServiceConfig;
+use crate::engine::{self, Allocator, CacheOutcome, wasm_digest};
+use crate::error::HostError;
+use crate::host::Host;
+use crate::kv::{self, Metered};
+use crate::metrics::{Metrics, ServiceLabels};
+use crate::runtime::Runtime;
+use crate::server::{self, Workers, WorkersDone};
+use crate::service::{Loaded, Service};
+use crate::stats::Snapshot;
+
+/// Everything a stack is made of.
+pub struct StackConfig {
+    /// The services, each with its component's bytes.
+    pub services: Vec<(ServiceConfig, Vec<u8>)>,
+    /// Where the guests' `wasi:keyvalue` data lives (`porto_kv::connect`).
+    pub kv: Arc<dyn KvBackend>,
+    pub allocator: Allocator,
+    /// Compiled components are kept here, keyed by wasm digest and engine,
+    /// so a second start skips compiling.
+    pub cache_dir: PathBuf,
+}
+
+/// A service as started: its component's digest and whether the compile
+/// cache had it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub name: String,
+    /// sha256 of the `.wasm`, in hex.
+    pub digest: String,
+    pub cache: CacheOutcome,
+}
+
+/// A service right now, for status pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub digest: String,
+    pub in_flight: i64,
+    pub stats: Snapshot,
+}
+
+/// What [`Stack::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The component was the one already running.
+    Unchanged,
+    /// New requests get the new component, of this digest.
+    Swapped { digest: String },
+}
+
+/// The services, compiled and ready; cheap to clone.
+#[derive(Clone)]
+pub struct Stack {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    linker: Linker<Host>,
+    pooling: bool,
+    cache_dir: PathBuf,
+    started: Vec<Started>,
+}
+
+impl Stack {
+    /// Builds the engine and pre-instantiates every service; nothing is
+    /// served yet.
+    pub fn start(config: StackConfig) -> Result<Self, HostError> {
+        let StackConfig {
+            services,
+            kv,
+            allocator,
+            cache_dir,
+        } = config;
+        let max_memory = services
+            .iter()
+            .map(|(config, _)| config.limits.max_memory_bytes)
+            .max()
+            .unwrap_or(0);
+        let engine = engine::new_engine(max_memory, allocator)?;
+        engine::start_epoch_ticker(&engine.engine);
+        let linker = linker(&engine.engine)?;
+        let mut running = Vec::new();
+        let mut started = Vec::new();
+        for (config, wasm) in services {
+            let (component, cache) = engine::load_component(&engine.engine, &wasm, &cache_dir)
+                .map_err(|source| HostError::Compile {
+                    service: config.name.clone(),
+                    source: source.into(),
+                })?;
+            let digest = wasm_digest(&wasm);
+            started.push(Started {
+                name: config.name.clone(),
+                digest: digest.clone(),
+                cache,
+            });
+            let loaded = Loaded::new(&config.name, &component, digest, &linker)?;
+            running.push(Service::new(config, loaded));
+        }
+        let metrics = Arc::new(Metrics::new());
+        let kv = Metered::wrap(kv, metrics.clone());
+        let runtime = Arc::new(Runtime::new(engine.engine, kv, metrics, running));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                runtime,
+                linker,
+                pooling: engine.pooling,
+                cache_dir,
+                started,
+            }),
+        })
+    }
+
+    /// Whether instances come from the pooling allocator (else on demand).
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// The services as [`Stack::start`] found them, in the order given.
+    pub fn started(&self) -> &[Started] {
+        &self.inner.started
+    }
+
+    /// Every service now, by name.
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        let runtime = &self.inner.runtime;
+        runtime
+            .services()
+            .into_iter()
+            .map(|service| ServiceStatus {
+                name: service.name.to_string(),
+                digest: service.current().digest.clone(),
+                in_flight: runtime
+                    .metrics
+                    .in_flight
+                    .get_or_create(&ServiceLabels {
+                        service: service.name.to_string(),
+                    })
+                    .get(),
+                stats: service.stats.snapshot(),
+            })
+            .collect()
+    }
+
+    /// The OpenMetrics text exposition of everything the host counts.
+    pub fn metrics(&self) -> String {
+        self.inner.runtime.metrics.render()
+    }
+
+    /// Serves `service`'s new requests from `wasm` from now on, unless it
+    /// is the component already running; requests in flight finish on the
+    /// one they started with. Compiles: call it off the async threads.
+    pub fn reload(&self, service: &str, wasm: &[u8]) -> Result<Reload, HostError> {
+        let running = self
+            .inner
+            .runtime
+            .service(service)
+            .ok_or_else(|| HostError::UnknownService(service.to_string()))?;
+        let digest = wasm_digest(wasm);
+        if digest == running.current().digest {
+            return Ok(Reload::Unchanged);
+        }
+        let engine = &self.inner.runtime.engine;
+        let (component, _) =
+            engine::load_component(engine, wasm, &self.inner.cache_dir).map_err(|source| {
+                HostError::Compile {
+                    service: service.to_string(),
+                    source: source.into(),
+                }
+            })?;
+        let loaded = Loaded::new(service, &component, digest.clone(), &self.inner.linker)?;
+        running.replace(loaded);
+        Ok(Reload::Swapped { digest })
+    }
+
+    /// Runs one request through a fresh instance of `service`, as a
+    /// request from a socket would: for embedding and benchmarks.
+    pub async fn handle<B>(
+        &self,
+        service: &str,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, HostError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let runtime = &self.inner.runtime;
+        let target = runtime
+            .service(service)
+            .ok_or_else(|| HostError::UnknownService(service.to_string()))?;
+        Ok(runtime.handle(&target, request).await)
+    }
+
+    /// Serves each `(service, listener)` on worker threads (one per core)
+    /// until `shutdown` changes; then in-flight requests get up to `drain`
+    /// to finish. Call it inside a tokio runtime.
+    pub fn serve(
+        &self,
+        listeners: Vec<(String, TcpListener)>,
+        shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> Result<Serving, HostError> {
+        let runtime = &self.inner.runtime;
+        let mut services = Vec::new();
+        for (name, listener) in listeners {
+            let service = runtime
+                .service(&name)
+                .ok_or(HostError::UnknownService(name))?;
+            services.push((service, listener));
+        }
+        let (workers, workers_done) =
+            Workers::start(&shutdown, drain).map_err(HostError::Workers)?;
+        let accepting = services
+            .into_iter()
+            .map(|(service, listener)| {
+                tokio::spawn(server::serve(
+                    listener,
+                    runtime.clone(),
+                    service,
+                    shutdown.clone(),
+                    workers.clone(),
+                ))
+            })
+            .collect();
+        Ok(Serving {
+            accepting,
+            workers_done,
+        })
+    }
+}
+
+/// Links everything a guest may import: WASI (no filesystem preopens, no
+/// sockets allowed), wasi:http, and wasi:keyvalue.
+fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, HostError> {
+    let mut linker = Linker::new(engine);
+    let link = |e: wasmtime::Error| HostError::Link(e.into());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+    kv::add_to_linker(&mut linker, Host::kv).map_err(link)?;
+    Ok(linker)
+}
+
+/// A stack serving its listeners.
+pub struct Serving {
+    accepting: Vec<JoinHandle<()>>,
+    workers_done: WorkersDone,
+}
+
+impl Serving {
+    /// Resolves once every listener has stopped accepting and every worker
+    /// has drained (or given up at the drain timeout).
+    pub async fn stopped(self) {
+        for task in self.accepting {
+            let _ = task.await;
+        }
+        self.workers_done.wait().await;
+    }
+}
