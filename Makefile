@@ -69,7 +69,7 @@ soak:
 soak-ci:
 	DURATION=30 bench/soak
 
-## Load benchmark: requests/s and latency through porto (see bench/README.md).
+## Load benchmark: requests/s and latency through porto (see BENCHMARKS.md).
 bench: setup
 	bench/http-load
 

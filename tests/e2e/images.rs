@@ -8,15 +8,16 @@ use crate::harness::{PORTO, Porto, built_components, stack};
 
 const SERVICES: [&str; 3] = ["api-gateway", "user-service", "order-service"];
 
-fn image_build(args: &[&str]) -> String {
+/// Runs `porto image ARGS…`, which must succeed; its stdout.
+fn porto_image(args: &[&str]) -> String {
     let out = Command::new(PORTO)
-        .args(["image", "build"])
+        .arg("image")
         .args(args)
         .output()
         .expect("run porto");
     assert!(
         out.status.success(),
-        "{}",
+        "porto image {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -31,7 +32,8 @@ fn image_tarballs_are_reproducible_and_small() {
         let wasm = built_components()[service].display().to_string();
         let first = dir.path().join(format!("{service}-1.tar"));
         let second = dir.path().join(format!("{service}-2.tar"));
-        let line = image_build(&[
+        let line = porto_image(&[
+            "build",
             &wasm,
             "-t",
             &format!("{service}:repro"),
@@ -40,7 +42,8 @@ fn image_tarballs_are_reproducible_and_small() {
             "-o",
             first.to_str().expect("utf8"),
         ]);
-        image_build(&[
+        porto_image(&[
+            "build",
             &wasm,
             "-t",
             &format!("{service}:repro"),
@@ -74,7 +77,14 @@ fn porto_runs_a_compose_file_of_image_references() {
     let mut compose = stack();
     for service in SERVICES {
         let wasm = built_components()[service].display().to_string();
-        image_build(&[&wasm, "-t", &format!("{service}:e2e"), "--store", store]);
+        porto_image(&[
+            "build",
+            &wasm,
+            "-t",
+            &format!("{service}:e2e"),
+            "--store",
+            store,
+        ]);
         let entry = compose["services"][service]
             .as_mapping_mut()
             .expect("service");
@@ -194,20 +204,6 @@ impl Drop for OwnRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn porto_image(args: &[&str]) -> String {
-    let out = Command::new(PORTO)
-        .arg("image")
-        .args(args)
-        .output()
-        .expect("run porto");
-    assert!(
-        out.status.success(),
-        "porto image {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn digest_in(line: &str) -> String {

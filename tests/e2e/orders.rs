@@ -1,4 +1,4 @@
-//! SPEC §3 order-service, through the gateway.
+//! order-service as README "Orders" and openapi.yaml describe it, through the gateway.
 
 use serde_json::{Value, json};
 

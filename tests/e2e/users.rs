@@ -1,4 +1,4 @@
-//! SPEC §3 user-service, through the gateway.
+//! user-service as README "Users" and openapi.yaml describe it, through the gateway.
 
 use serde_json::json;
 

@@ -160,10 +160,7 @@ impl KvBackend for Embedded {
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write(move |t| {
-            let current = t
-                .get((bucket.as_str(), key.as_str()))
-                .map_err(io)?
-                .map(|v| v.value().to_vec());
+            let current = value_in(t, &bucket, &key)?;
             let next = add_to_counter(&key, current.as_deref(), delta)?;
             t.insert((bucket.as_str(), key.as_str()), next.to_string().as_bytes())
                 .map_err(io)?;
@@ -181,10 +178,7 @@ impl KvBackend for Embedded {
     ) -> Result<bool, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.write(move |t| {
-            let current = t
-                .get((bucket.as_str(), key.as_str()))
-                .map_err(io)?
-                .map(|v| v.value().to_vec());
+            let current = value_in(t, &bucket, &key)?;
             if current != expected {
                 return Ok(false);
             }
@@ -235,6 +229,18 @@ impl KvBackend for Embedded {
         })
         .await
     }
+}
+
+/// The value of `(bucket, key)` inside a write transaction.
+fn value_in(
+    table: &redb::Table<(&'static str, &'static str), &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, KvError> {
+    Ok(table
+        .get((bucket, key))
+        .map_err(io)?
+        .map(|v| v.value().to_vec()))
 }
 
 #[cfg(test)]

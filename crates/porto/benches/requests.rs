@@ -51,17 +51,20 @@ fn stack(compose: &Path, dir: &Path) -> Stack {
     // Each stack owns its store: the embedded one is one process's file.
     let dir = &dir.join(compose.file_stem().unwrap_or_default());
     let app = App::load(&[compose.to_path_buf()]).expect("compose");
-    let sources: Vec<_> = app
+    let wasm: Vec<_> = app
         .services
         .iter()
-        .map(|spec| components::resolve(spec, &dir.join("images")).expect("component"))
+        .map(|spec| {
+            components::resolve(spec, &dir.join("images"))
+                .expect("component")
+                .wasm
+        })
         .collect();
     let kv = tokio::runtime::Runtime::new()
         .expect("tokio")
         .block_on(app.connect_kv(&dir.join("data")))
         .expect("kv");
-    Stack::start(app.stack_config(&sources, kv, Allocator::Auto, &dir.join("cache")))
-        .expect("stack")
+    Stack::start(app.stack_config(wasm, kv, Allocator::Auto, &dir.join("cache"))).expect("stack")
 }
 
 fn get(path: &str) -> hyper::Request<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> {

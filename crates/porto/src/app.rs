@@ -18,7 +18,6 @@ use anyhow::{Context as _, bail};
 use porto_host::{Allocator, Limits, ServiceConfig, StackConfig};
 use porto_kv::{KvBackend, KvSpec};
 
-use crate::components::ComponentBytes;
 use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
 
 pub const WASM_PLATFORM: &str = "wasi/wasm";
@@ -151,10 +150,11 @@ impl App {
     }
 
     /// What the host needs to start this application: every service's
-    /// configuration with its component (`components[i]` is service `i`'s).
+    /// configuration with its component (the `i`th of `components` is
+    /// service `i`'s `.wasm`).
     pub fn stack_config(
         &self,
-        components: &[ComponentBytes],
+        components: impl IntoIterator<Item = Vec<u8>>,
         kv: Arc<dyn KvBackend>,
         allocator: Allocator,
         cache_dir: &Path,
@@ -164,7 +164,7 @@ impl App {
                 .services
                 .iter()
                 .zip(components)
-                .map(|(spec, component)| (spec.config.clone(), component.wasm.clone()))
+                .map(|(spec, wasm)| (spec.config.clone(), wasm))
                 .collect(),
             kv,
             allocator,

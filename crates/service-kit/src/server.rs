@@ -12,7 +12,7 @@ use crate::request::ApiRequest;
 use crate::request_id::HEADER as REQUEST_ID;
 use crate::response::ApiResponse;
 
-/// SPEC §3: bodies over 64 KiB get 413.
+/// The API contract (README "API", openapi.yaml): bodies over 64 KiB get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Runs `handler` and turns its outcome into the response to send, with

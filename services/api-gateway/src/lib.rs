@@ -1,4 +1,4 @@
-//! api-gateway: the only public entry (SPEC §3).
+//! api-gateway: the only public entry (openapi.yaml, README "Gateway").
 //!
 //! It authenticates writes, forwards `/api/users…` and `/api/orders…` to
 //! their services unchanged (method, query, body, end-to-end headers, the

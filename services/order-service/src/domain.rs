@@ -2,7 +2,7 @@
 //!
 //! [`OrderStatus::transition_to`] is the only place that knows which status
 //! may follow which. Money is integer cents with checked arithmetic: the
-//! bounds of SPEC §3 keep a total far below `u64::MAX`, but a total is
+//! bounds of the API contract (openapi.yaml) keep a total far below `u64::MAX`, but a total is
 //! still computed as if they did not, so a future change of bounds cannot
 //! silently wrap.
 

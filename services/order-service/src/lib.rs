@@ -1,4 +1,4 @@
-//! order-service: orders of existing users (SPEC §3).
+//! order-service: orders of existing users (openapi.yaml, README "Orders").
 //!
 //! Creating an order asks user-service whether the user exists, over
 //! outbound wasi:http to `USER_SERVICE_URL`; an `Idempotency-Key` makes the

@@ -1,7 +1,7 @@
 //! Users and the rules their fields obey.
 //!
 //! Input is parsed into [`Name`] and [`Email`], which can only be built by
-//! their validators, so a `User` in the store always satisfies SPEC §3.
+//! their validators, so a `User` in the store always satisfies the API contract (openapi.yaml, README "API").
 //! All rules are checked together and reported per field, so a client
 //! fixes every mistake in one round trip.
 

@@ -1,4 +1,4 @@
-//! user-service: the users of the application (SPEC §3).
+//! user-service: the users of the application (openapi.yaml, README "Users").
 //!
 //! Routing is a `match` on path segments; each arm checks the method and
 //! delegates to [`store::Users`]. Validation lives in [`domain`].

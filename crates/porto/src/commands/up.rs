@@ -144,7 +144,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let started = Instant::now();
-    let stack = Stack::start(app.stack_config(&sources, kv, args.allocator, &args.cache_dir))?;
+    let wasm = sources.iter().map(|source| source.wasm.clone());
+    let stack = Stack::start(app.stack_config(wasm, kv, args.allocator, &args.cache_dir))?;
 
     let mut listeners = Vec::new();
     for spec in &app.services {
