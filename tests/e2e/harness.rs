@@ -22,7 +22,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Compiled components are cached here across tests and runs.
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("porto-compile-cache")
 }
 

@@ -8,6 +8,7 @@ mod harness;
 mod concurrency;
 mod crash;
 mod deploy;
+mod embedding;
 mod errors;
 mod gateway;
 mod images;

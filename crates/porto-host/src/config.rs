@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::Limits;
+use crate::limits::Limits;
 
 /// One service: its name, what its guest sees and may reach, its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,136 @@
+//! porto-host as a library, without the porto command: what a second
+//! front end (the containerd shim) builds on. A fixture component is
+//! started with `Stack::start`, served on a listener of the test's own and
+//! called over TCP.
+
+use std::io::{Read as _, Write as _};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use porto_host::{Allocator, HostError, Limits, Reload, ServiceConfig, Stack, StackConfig};
+
+use crate::harness::{cache_dir, fixtures};
+
+fn hello_stack(config: ServiceConfig, data: &std::path::Path) -> Stack {
+    let wasm = std::fs::read(&fixtures()["hello"]).expect("hello fixture");
+    let kv = tokio::runtime::Runtime::new()
+        .expect("tokio")
+        .block_on(porto_kv::connect(
+            &porto_kv::KvSpec::Embedded,
+            data,
+            NonZeroUsize::MIN,
+        ))
+        .expect("embedded store");
+    Stack::start(StackConfig {
+        services: vec![(config, wasm)],
+        kv,
+        allocator: Allocator::Auto,
+        cache_dir: cache_dir(),
+    })
+    .expect("stack starts")
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; the raw response.
+fn exchange(address: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stack = hello_stack(ServiceConfig::new("hello"), data.path());
+    assert_eq!(stack.started()[0].name, "hello");
+    let tokio = tokio::runtime::Runtime::new().expect("tokio");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let (address, serving) = tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let serving = stack
+            .serve(
+                vec![("hello".into(), listener)],
+                shutdown,
+                Duration::from_secs(5),
+            )
+            .expect("serve");
+        (address, serving)
+    });
+
+    let response = exchange(
+        address,
+        "GET / HTTP/1.1\r\nhost: hello\r\nx-request-id: embed-1\r\nconnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("Hello, world!"), "{response}");
+    assert_eq!(stack.status()[0].stats.served, 1);
+    assert!(
+        stack
+            .metrics()
+            .contains("porto_requests_total{service=\"hello\"")
+    );
+
+    stop.send(true).expect("stop");
+    tokio.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), serving.stopped())
+            .await
+            .expect("drained in time");
+    });
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "the listener is closed after shutdown"
+    );
+}
+
+#[test]
+fn a_stack_applies_its_service_configs_limits_and_names() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = ServiceConfig {
+        limits: Limits {
+            max_body_bytes: 8,
+            ..Limits::default()
+        },
+        ..ServiceConfig::new("hello")
+    };
+    let stack = hello_stack(config, data.path());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let post = |body: &'static str| {
+        hyper::Request::post("http://hello/")
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from(body)))
+            .expect("request")
+    };
+    tokio.block_on(async {
+        let small = stack.handle("hello", post("tiny")).await.expect("hello");
+        assert_eq!(small.status(), 200);
+        let big = stack
+            .handle("hello", post("far more than eight bytes"))
+            .await
+            .expect("hello");
+        assert_eq!(big.status(), 413);
+        let body = big.into_body().collect().await.expect("body").to_bytes();
+        let error: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(error["error"]["code"], "payload_too_large");
+        assert!(matches!(
+            stack.handle("nobody", post("x")).await,
+            Err(HostError::UnknownService(name)) if name == "nobody"
+        ));
+    });
+    let wasm = std::fs::read(&fixtures()["hello"]).expect("hello fixture");
+    assert_eq!(
+        stack.reload("hello", &wasm).expect("reload"),
+        Reload::Unchanged
+    );
+}
