@@ -89,8 +89,19 @@ impl PostgresBackend {
         }
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, KvError> {
-        self.pool.get().await.map_err(failed)
+    /// A pooled connection and `sql` (`{t}` standing for the table)
+    /// prepared on it, from the connection's statement cache after the
+    /// first time.
+    async fn prepared(
+        &self,
+        sql: &str,
+    ) -> Result<(deadpool_postgres::Client, tokio_postgres::Statement), KvError> {
+        let client = self.pool.get().await.map_err(failed)?;
+        let statement = client
+            .prepare_cached(&sql.replace("{t}", &self.table))
+            .await
+            .map_err(failed)?;
+        Ok((client, statement))
     }
 
     async fn query_opt(
@@ -98,11 +109,7 @@ impl PostgresBackend {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>, KvError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&sql.replace("{t}", &self.table))
-            .await
-            .map_err(failed)?;
+        let (client, statement) = self.prepared(sql).await?;
         client.query_opt(&statement, params).await.map_err(failed)
     }
 
@@ -111,11 +118,7 @@ impl PostgresBackend {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, KvError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&sql.replace("{t}", &self.table))
-            .await
-            .map_err(failed)?;
+        let (client, statement) = self.prepared(sql).await?;
         client.query(&statement, params).await.map_err(failed)
     }
 
@@ -124,11 +127,7 @@ impl PostgresBackend {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, KvError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&sql.replace("{t}", &self.table))
-            .await
-            .map_err(failed)?;
+        let (client, statement) = self.prepared(sql).await?;
         client.execute(&statement, params).await.map_err(failed)
     }
 }
@@ -204,13 +203,14 @@ impl KvBackend for PostgresBackend {
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         within_deadline("postgres", async {
-            let client = self.client().await?;
-            let sql = "INSERT INTO {t} (bucket, key, value) VALUES ($1, $2, convert_to($3::bigint::text, 'UTF8')) \
-                       ON CONFLICT (bucket, key) DO UPDATE SET value = \
-                       convert_to((convert_from({t}.value, 'UTF8')::bigint + $3::bigint)::text, 'UTF8') \
-                       RETURNING convert_from(value, 'UTF8')::bigint"
-                .replace("{t}", &self.table);
-            let statement = client.prepare_cached(&sql).await.map_err(failed)?;
+            let (client, statement) = self
+                .prepared(
+                    "INSERT INTO {t} (bucket, key, value) VALUES ($1, $2, convert_to($3::bigint::text, 'UTF8')) \
+                     ON CONFLICT (bucket, key) DO UPDATE SET value = \
+                     convert_to((convert_from({t}.value, 'UTF8')::bigint + $3::bigint)::text, 'UTF8') \
+                     RETURNING convert_from(value, 'UTF8')::bigint",
+                )
+                .await?;
             match client.query_one(&statement, &[&bucket.as_bytes(), &key.as_bytes(), &delta]).await {
                 Ok(row) => Ok(row.get(0)),
                 Err(e) => Err(match e.code() {
