@@ -42,13 +42,13 @@ test: setup test-tools lint unit sizes api-fuzz soak-ci
 test-tools:
 	scripts/install-test-tools
 
-lint:
+lint: test-tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(GUESTS) -- -D warnings
 
 ## Unit tests of every crate plus the end-to-end suite (tests/e2e).
-unit:
+unit: test-tools
 	$(CARGO) test --workspace
 
 e2e:

@@ -6,6 +6,7 @@
 mod harness;
 
 mod concurrency;
+mod containerd;
 mod crash;
 mod deploy;
 mod embedding;

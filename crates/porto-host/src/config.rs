@@ -15,7 +15,8 @@ pub struct ServiceConfig {
     pub env: Vec<(String, String)>,
     /// Services of this host it may call in-process.
     pub allowed_services: BTreeSet<String>,
-    /// Network hosts it may call (`host` for any port, or `host:port`).
+    /// Network hosts it may call (`host` for any port, `host:port`, or
+    /// `*` for any).
     pub allowed_hosts: Vec<String>,
     /// `wasi:keyvalue` buckets it may open; any other is access-denied.
     pub buckets: BTreeSet<String>,

@@ -52,6 +52,7 @@ mod request_ids;
 mod runtime;
 mod server;
 mod service;
+mod shutdown;
 mod stack;
 mod stats;
 pub mod telemetry;
@@ -66,6 +67,7 @@ pub use limits::{
     DEFAULT_REQUEST_TIMEOUT, Limits,
 };
 pub use server::raise_open_file_limit;
+pub use shutdown::shutdown_on_signal;
 pub use stack::{Reload, ServiceStatus, Serving, Stack, StackConfig, Started};
 pub use stats::Snapshot;
 /// The body of a response from [`Stack::handle`].

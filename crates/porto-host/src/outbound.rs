@@ -104,9 +104,11 @@ impl Outbound {
 }
 
 /// Whether `host[:port]` matches an `allow_hosts` entry (`host` allows
-/// every port, `host:port` only that one).
+/// every port, `host:port` only that one, `*` any host: for a front end
+/// whose network is already the boundary, as a container's is).
 fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
     allowed.iter().any(|entry| match entry.rsplit_once(':') {
+        _ if entry == "*" => true,
         Some((h, p)) if p.parse::<u16>().is_ok() => {
             h.eq_ignore_ascii_case(host) && port == p.parse().ok()
         }
@@ -182,5 +184,6 @@ mod tests {
         assert!(!host_allowed(&allowed, "cache", Some(6379)));
         assert!(!host_allowed(&allowed, "evil.example.com", None));
         assert!(!host_allowed(&[], "anything", None));
+        assert!(host_allowed(&["*".to_string()], "anything", Some(80)));
     }
 }

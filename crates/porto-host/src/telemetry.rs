@@ -52,8 +52,9 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs the global subscriber. An OTLP endpoint that cannot be used
-/// is reported and tracing continues without export.
+/// Installs the global subscriber (once per process; later calls change
+/// nothing). An OTLP endpoint that cannot be used is reported and tracing
+/// continues without export.
 pub fn init(filter: &str, format: LogFormat) -> Telemetry {
     let wants_detail = filter.contains("debug") || filter.contains("trace");
     // Log lines inside a request carry its span's fields (service, route,
@@ -98,10 +99,13 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.json().flatten_event(true).boxed(),
     };
-    tracing_subscriber::registry()
+    // The subscriber is installed before `log` records are routed to it;
+    // where the embedding process already gave `log` a logger of its own
+    // (a containerd shim does), those records stay with it.
+    let _ = tracing_subscriber::registry()
         .with(logs.with_filter(filter))
         .with(spans)
-        .init();
+        .try_init();
     // Dependencies that log through the `log` crate (wasmtime among them)
     // do so at info level per instance; forwarding those records costs ~5 %
     // of a request. Only warnings pass unless a debug filter asks for more.

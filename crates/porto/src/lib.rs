@@ -17,5 +17,4 @@ pub mod commands;
 pub mod components;
 pub mod compose;
 mod progress;
-mod shutdown;
 mod watch;

@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use crate::admin::{self, StackInfo};
 use crate::app::{App, ComponentSource};
 use crate::progress::Bar;
-use crate::shutdown;
 use crate::watch::{self, WatchSetup};
 
 #[derive(Debug, Args)]
@@ -228,7 +227,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             other.name
         );
     }
-    let stop = shutdown::on_signal();
+    let stop = porto_host::shutdown_on_signal();
     let mut tasks = Vec::new();
     if args.watch {
         let setup = WatchSetup {

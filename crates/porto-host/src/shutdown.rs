@@ -1,9 +1,12 @@
-//! Ctrl-C and SIGTERM as one shutdown signal.
+//! Ctrl-C and SIGTERM as one shutdown signal, the one [`crate::Stack::serve`]
+//! drains on: for every front end (a terminal's Ctrl-C, `docker stop`,
+//! a kubelet's SIGTERM).
 
 use tokio::sync::watch;
 
-/// A receiver that changes once, when porto is asked to stop.
-pub fn on_signal() -> watch::Receiver<bool> {
+/// A receiver that changes once, when the process is asked to stop (SIGINT
+/// or SIGTERM). Call it inside a tokio runtime.
+pub fn shutdown_on_signal() -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -1,0 +1,265 @@
+//! What a container tells the shim, through its environment: which
+//! service it is, where to listen, where its state lives, what it may
+//! reach and its limits. Every `PORTO_*` variable is the host's and never
+//! reaches the guest (a `PORTO_KV` URL may hold a password); every other
+//! variable is the guest's environment, as under porto.
+//!
+//! | variable | default |
+//! | --- | --- |
+//! | `PORTO_SERVICE` | the component's file name (`/user-service.wasm`: `user-service`) |
+//! | `PORTO_LISTEN` | `0.0.0.0:80` |
+//! | `PORTO_BUCKETS` | the service name; comma-separated |
+//! | `PORTO_KV` | `embedded`, in `PORTO_DATA`; or `redis://…`, `postgres://…` |
+//! | `PORTO_KV_POOL_SIZE` | 16 |
+//! | `PORTO_DATA` | `/data` (mount a volume there) |
+//! | `PORTO_ALLOW_HOSTS` | `*`: any host, the container network being the boundary; comma-separated `host` or `host:port` narrows it, empty allows none |
+//! | `PORTO_REQUEST_TIMEOUT_MS`, `PORTO_MAX_MEMORY_MIB`, `PORTO_MAX_CONCURRENCY`, `PORTO_MAX_BODY_BYTES` | as porto's `x-porto` limits |
+//! | `PORTO_DRAIN_TIMEOUT` | 10 (seconds in-flight requests get after SIGTERM) |
+//! | `PORTO_LOG` | `info` |
+//! | `PORTO_ALLOCATOR` | `auto` (`pooling`, `on-demand`) |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use porto_host::{Allocator, Limits, ServiceConfig};
+use porto_kv::KvSpec;
+
+const PREFIX: &str = "PORTO_";
+
+#[derive(Debug)]
+pub struct Settings {
+    pub service: ServiceConfig,
+    pub listen: SocketAddr,
+    pub kv: KvSpec,
+    pub kv_pool_size: NonZeroUsize,
+    pub data_dir: PathBuf,
+    pub drain: Duration,
+    pub log: String,
+    pub allocator: Allocator,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?}: {why}")]
+pub struct SettingsError {
+    variable: String,
+    value: String,
+    why: String,
+}
+
+impl Settings {
+    /// Reads `KEY=VALUE` pairs (the container's environment); `file_name`
+    /// is the component's, the service name when `PORTO_SERVICE` is unset.
+    pub fn from_env(pairs: &[String], file_name: Option<&str>) -> Result<Self, SettingsError> {
+        let mut porto = BTreeMap::new();
+        let mut env = Vec::new();
+        for pair in pairs {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key.strip_prefix(PREFIX) {
+                Some(setting) => {
+                    porto.insert(setting.to_string(), value.to_string());
+                }
+                None => env.push((key.to_string(), value.to_string())),
+            }
+        }
+        let get = |name: &str| porto.get(name).map(String::as_str);
+        let name = get("SERVICE")
+            .or(file_name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("service")
+            .to_string();
+        let buckets: BTreeSet<String> = match get("BUCKETS") {
+            Some(list) => split_list(list).collect(),
+            None => BTreeSet::from([name.clone()]),
+        };
+        let allowed_hosts = match get("ALLOW_HOSTS") {
+            Some(list) => split_list(list).collect(),
+            None => vec!["*".to_string()],
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            request_timeout: parsed(&porto, "REQUEST_TIMEOUT_MS")?
+                .map_or(defaults.request_timeout, Duration::from_millis),
+            max_memory_bytes: parsed::<u64>(&porto, "MAX_MEMORY_MIB")?
+                .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
+            max_concurrency: parsed(&porto, "MAX_CONCURRENCY")?.unwrap_or(defaults.max_concurrency),
+            max_body_bytes: parsed(&porto, "MAX_BODY_BYTES")?.unwrap_or(defaults.max_body_bytes),
+        };
+        let kv = parsed(&porto, "KV")?.unwrap_or_default();
+        let allocator = match get("ALLOCATOR").unwrap_or("auto") {
+            "auto" => Allocator::Auto,
+            "pooling" => Allocator::Pooling,
+            "on-demand" => Allocator::OnDemand,
+            other => {
+                return Err(invalid(
+                    "ALLOCATOR",
+                    other,
+                    "use auto, pooling or on-demand",
+                ));
+            }
+        };
+        Ok(Self {
+            service: ServiceConfig {
+                name,
+                env,
+                // One service per container: others are other hosts.
+                allowed_services: BTreeSet::new(),
+                allowed_hosts,
+                buckets,
+                limits,
+            },
+            listen: parsed(&porto, "LISTEN")?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
+            kv,
+            kv_pool_size: parsed(&porto, "KV_POOL_SIZE")?
+                .unwrap_or(NonZeroUsize::new(16).expect("16 is not zero")),
+            data_dir: get("DATA").unwrap_or("/data").into(),
+            drain: Duration::from_secs(parsed(&porto, "DRAIN_TIMEOUT")?.unwrap_or(10)),
+            log: get("LOG").unwrap_or("info").to_string(),
+            allocator,
+        })
+    }
+
+    /// Compiled components are kept beside the embedded store, so a
+    /// restarted container with a volume skips compiling.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("compiled")
+    }
+}
+
+fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+}
+
+fn parsed<T: FromStr>(
+    porto: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    porto
+        .get(name)
+        .map(|value| {
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| invalid(name, value, &e.to_string()))
+        })
+        .transpose()
+}
+
+fn invalid(name: &str, value: &str, why: &str) -> SettingsError {
+    SettingsError {
+        variable: format!("{PREFIX}{name}"),
+        value: value.to_string(),
+        why: why.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[&str]) -> Vec<String> {
+        pairs.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_bare_container_is_its_file_listening_on_port_80() {
+        let settings = Settings::from_env(
+            &env(&["PATH=/bin", "USER_SERVICE_URL=http://user-service:80"]),
+            Some("user-service"),
+        )
+        .expect("valid");
+        assert_eq!(settings.service.name, "user-service");
+        assert_eq!(settings.listen, "0.0.0.0:80".parse().expect("address"));
+        assert_eq!(
+            settings.service.buckets,
+            BTreeSet::from(["user-service".to_string()])
+        );
+        assert_eq!(settings.service.allowed_hosts, vec!["*"]);
+        assert_eq!(settings.kv, KvSpec::Embedded);
+        assert_eq!(settings.data_dir, PathBuf::from("/data"));
+        assert_eq!(settings.service.limits, Limits::default());
+        assert_eq!(
+            settings.service.env,
+            vec![
+                ("PATH".to_string(), "/bin".to_string()),
+                (
+                    "USER_SERVICE_URL".to_string(),
+                    "http://user-service:80".to_string()
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn porto_variables_configure_the_host_and_never_reach_the_guest() {
+        let settings = Settings::from_env(
+            &env(&[
+                "PORTO_SERVICE=users",
+                "PORTO_LISTEN=127.0.0.1:8081",
+                "PORTO_BUCKETS=users, audit",
+                "PORTO_KV=redis://:secret@redis:6379/?namespace=shop",
+                "PORTO_ALLOW_HOSTS=order-service:80",
+                "PORTO_REQUEST_TIMEOUT_MS=1500",
+                "PORTO_MAX_MEMORY_MIB=64",
+                "PORTO_MAX_CONCURRENCY=7",
+                "PORTO_MAX_BODY_BYTES=100",
+                "PORTO_DRAIN_TIMEOUT=3",
+                "GREETING=hi",
+            ]),
+            Some("user-service"),
+        )
+        .expect("valid");
+        assert_eq!(settings.service.name, "users");
+        assert_eq!(
+            settings.service.buckets,
+            BTreeSet::from(["audit".to_string(), "users".to_string()])
+        );
+        assert!(matches!(settings.kv, KvSpec::Url(ref url) if url.starts_with("redis://")));
+        assert_eq!(settings.service.allowed_hosts, vec!["order-service:80"]);
+        assert_eq!(
+            settings.service.limits,
+            Limits {
+                request_timeout: Duration::from_millis(1500),
+                max_memory_bytes: 64 * 1024 * 1024,
+                max_concurrency: 7,
+                max_body_bytes: 100,
+            }
+        );
+        assert_eq!(settings.drain, Duration::from_secs(3));
+        assert_eq!(
+            settings.service.env,
+            vec![("GREETING".to_string(), "hi".to_string())]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for bad in [
+            "PORTO_LISTEN=nowhere",
+            "PORTO_KV=mysql://x",
+            "PORTO_KV_POOL_SIZE=0",
+            "PORTO_MAX_CONCURRENCY=-1",
+            "PORTO_ALLOCATOR=fast",
+        ] {
+            let err = Settings::from_env(&env(&[bad]), None).expect_err(bad);
+            let variable = bad.split('=').next().unwrap_or_default();
+            assert!(err.to_string().starts_with(variable), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_allow_list_allows_nothing() {
+        let settings = Settings::from_env(&env(&["PORTO_ALLOW_HOSTS="]), None).expect("valid");
+        assert!(settings.service.allowed_hosts.is_empty());
+        assert_eq!(settings.service.name, "service");
+    }
+}

@@ -1,0 +1,722 @@
+//! The three services as containers under a real containerd, run by
+//! porto's shim (`containerd-shim-porto-v1`, runtime `io.containerd.porto.v1`)
+//! from the images `porto image build` makes.
+//!
+//! Everything is the test's own: a private containerd (root, state and
+//! socket in a temp dir), one network namespace per container joined by a
+//! bridge in a namespace of its own, an `/etc/hosts` that names the
+//! services as Docker's DNS would, and a Redis in a namespace of its own.
+//! The root namespace reaches the containers through one veth; all of it
+//! is removed when the test ends, however it ends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Client, PORTO, Porto, built_components, fixtures, repo_root};
+
+const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
+const RUNTIME: &str = "io.containerd.porto.v1";
+/// user-service keeps its data in the bucket `users` (compose.yaml).
+const USERS: &[(&str, &str)] = &[("PORTO_BUCKETS", "users")];
+
+/// The shim binary, built once per test process (the e2e tests belong to
+/// the porto package; the shim is its own).
+fn shim() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "containerd-shim-porto",
+                "--message-format=json",
+            ])
+            .current_dir(repo_root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo");
+        assert!(output.status.success(), "building the shim failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .find(|p| p.ends_with("containerd-shim-porto-v1"))
+            .expect("cargo built containerd-shim-porto-v1")
+    })
+}
+
+/// Why containerd cannot run here at all, if it cannot.
+fn unavailable() -> Option<String> {
+    if euid() != 0 {
+        return Some("not root: a private containerd needs root".into());
+    }
+    for tool in ["containerd", "ctr", "runc", "ip"] {
+        if !on_path(tool) {
+            return Some(format!(
+                "{tool} is not installed (`make test-tools` installs it)"
+            ));
+        }
+    }
+    None
+}
+
+fn euid() -> u32 {
+    let output = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u32::MAX)
+}
+
+fn on_path(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a command that must succeed; its stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// A test subnet no other run on this machine uses at the same time.
+fn subnet() -> String {
+    format!("10.213.{}", std::process::id() % 250)
+}
+
+/// The test's own network: a hub namespace holding a bridge, a veth from
+/// the root namespace into it (`.1`), and one namespace per host.
+struct Network {
+    prefix: String,
+    subnet: String,
+    hub: String,
+    namespaces: Vec<String>,
+    root_link: String,
+}
+
+impl Network {
+    fn create() -> Self {
+        let prefix = format!("pt{}", std::process::id());
+        let network = Self {
+            hub: format!("{prefix}-hub"),
+            root_link: format!("{prefix}r"),
+            subnet: subnet(),
+            prefix,
+            namespaces: Vec::new(),
+        };
+        run("ip", &["netns", "add", &network.hub]);
+        network.in_hub(&["ip", "link", "add", "br0", "type", "bridge"]);
+        network.in_hub(&["ip", "link", "set", "br0", "up"]);
+        network.in_hub(&["ip", "link", "set", "lo", "up"]);
+        let peer = format!("{}p", network.root_link);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &network.root_link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ],
+        );
+        run("ip", &["link", "set", &peer, "netns", &network.hub]);
+        network.in_hub(&["ip", "link", "set", &peer, "master", "br0"]);
+        network.in_hub(&["ip", "link", "set", &peer, "up"]);
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}.1/24", network.subnet),
+                "dev",
+                &network.root_link,
+            ],
+        );
+        run("ip", &["link", "set", &network.root_link, "up"]);
+        network
+    }
+
+    fn in_hub(&self, command: &[&str]) {
+        let mut args = vec!["netns", "exec", &self.hub];
+        args.extend_from_slice(command);
+        run("ip", &args);
+    }
+
+    /// The namespace of one host, at `{subnet}.{octet}` (made the first
+    /// time); its path.
+    fn host(&mut self, name: &str, octet: u8) -> String {
+        let namespace = format!("{}-{name}", self.prefix);
+        let path = format!("/var/run/netns/{namespace}");
+        if self.namespaces.contains(&namespace) {
+            return path;
+        }
+        let link = format!("{}h{octet}", self.prefix);
+        run("ip", &["netns", "add", &namespace]);
+        self.namespaces.push(namespace.clone());
+        run(
+            "ip",
+            &[
+                "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &namespace,
+            ],
+        );
+        run("ip", &["link", "set", &link, "netns", &self.hub]);
+        self.in_hub(&["ip", "link", "set", &link, "master", "br0"]);
+        self.in_hub(&["ip", "link", "set", &link, "up"]);
+        let inside = |command: &[&str]| {
+            let mut args = vec!["netns", "exec", &namespace];
+            args.extend_from_slice(command);
+            run("ip", &args);
+        };
+        inside(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}.{octet}/24", self.subnet),
+            "dev",
+            "eth0",
+        ]);
+        inside(&["ip", "link", "set", "eth0", "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        path
+    }
+
+    fn address(&self, octet: u8) -> String {
+        format!("{}.{octet}", self.subnet)
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.root_link])
+            .status();
+        for namespace in self.namespaces.iter().chain(std::iter::once(&self.hub)) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", namespace])
+                .status();
+        }
+    }
+}
+
+/// A private containerd with the shim on its PATH.
+struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Containerd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("containerd.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "version = 2\n").expect("write config");
+        let shim_dir = shim().parent().expect("shim directory").to_path_buf();
+        let path = format!(
+            "{}:{}",
+            shim_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(dir.path().join("containerd.log")).expect("log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg("--address")
+            .arg(&socket)
+            .env("PATH", path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let containerd = Self { child, dir, socket };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while containerd
+            .ctr_output(&["version"])
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not start: {}",
+                containerd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        containerd
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr_output(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "porto-test"])
+            .args(args)
+            .output()
+    }
+
+    /// `ctr ARGS…`, which must succeed; its stdout.
+    fn ctr(&self, args: &[&str]) -> String {
+        let output = self.ctr_output(args).expect("run ctr");
+        assert!(
+            output.status.success(),
+            "ctr {}: {}\ncontainerd log:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// Imports the image `porto image build` makes of `wasm` as `name`.
+    fn import(&self, name: &str, wasm: &Path) -> String {
+        let tar = self.dir.path().join(format!("{name}.tar"));
+        let reference = format!("{name}:test");
+        let built = Command::new(PORTO)
+            .args(["image", "build"])
+            .arg(wasm)
+            .args(["-t", &reference, "--store"])
+            .arg(self.dir.path().join("images"))
+            .arg("-o")
+            .arg(&tar)
+            .output()
+            .expect("porto image build");
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        self.ctr(&[
+            "image",
+            "import",
+            "--all-platforms",
+            tar.to_str().expect("utf-8 path"),
+        ]);
+        format!("docker.io/library/{reference}")
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("{id}.log"))
+    }
+
+    /// The container's log so far: what the shim and the guest wrote to
+    /// the container's stdout and stderr.
+    fn container_log(&self, id: &str) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    /// Starts container `id` of `image` in the network namespace `netns`,
+    /// attached as Docker runs one: `ctr run` copies the container's
+    /// output (through containerd's FIFOs) to the log and exits with the
+    /// container's status, removing it.
+    fn run_container(&self, id: &str, image: &str, netns: &str, spec: &ContainerSpec) -> Child {
+        let mut args: Vec<String> = [
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--platform",
+            "wasi/wasm",
+            "--with-ns",
+            &format!("network:{netns}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (source, target, mode) in &spec.mounts {
+            args.push("--mount".into());
+            args.push(format!(
+                "type=bind,src={},dst={target},options=rbind:{mode}",
+                source.display()
+            ));
+        }
+        for (key, value) in &spec.env {
+            args.push("--env".into());
+            args.push(format!("{key}={value}"));
+        }
+        args.push(image.to_string());
+        args.push(id.to_string());
+        let log = std::fs::File::create(self.log_path(id)).expect("container log");
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "porto-test"])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("ctr run")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Ok(output) = self.ctr_output(&["task", "ls", "-q"]) {
+            for id in String::from_utf8_lossy(&output.stdout).lines() {
+                let _ = self.ctr_output(&["task", "kill", "--signal", "SIGKILL", id]);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            for id in String::from_utf8_lossy(&output.stdout).lines() {
+                let _ = self.ctr_output(&["task", "delete", "--force", id]);
+            }
+        }
+        if let Ok(output) = self.ctr_output(&["container", "ls", "-q"]) {
+            for id in String::from_utf8_lossy(&output.stdout).lines() {
+                let _ = self.ctr_output(&["container", "delete", id]);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // A shim outlives its containerd; these are this test's alone.
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(self.socket.as_os_str())
+            .status();
+        // Mounts containerd left under its root would keep the temp dir.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "grep -o ' {}[^ ]*' /proc/self/mounts | sort -r | xargs -r -n1 umount -l",
+                self.dir.path().display()
+            ))
+            .status();
+    }
+}
+
+#[derive(Default)]
+struct ContainerSpec {
+    env: Vec<(String, String)>,
+    mounts: Vec<(PathBuf, String, &'static str)>,
+}
+
+/// The whole test world; dropped (and so removed) last to first.
+struct World {
+    /// The attached `ctr run` of each running container.
+    running: BTreeMap<String, Child>,
+    containerd: Containerd,
+    network: Network,
+    dir: tempfile::TempDir,
+    images: BTreeMap<String, String>,
+    redis: Option<Child>,
+}
+
+impl World {
+    fn new() -> Self {
+        let containerd = Containerd::start();
+        let network = Network::create();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut images = BTreeMap::new();
+        for service in SERVICES {
+            let image = containerd.import(service, &built_components()[service]);
+            images.insert(service.to_string(), image);
+        }
+        images.insert(
+            "slow".to_string(),
+            containerd.import("slow", &fixtures()["slow"]),
+        );
+        Self {
+            running: BTreeMap::new(),
+            containerd,
+            network,
+            dir,
+            images,
+            redis: None,
+        }
+    }
+
+    /// `/etc/hosts` naming the three services at their usual addresses.
+    fn hosts_file(&self) -> PathBuf {
+        let path = self.dir.path().join("hosts");
+        if !path.exists() {
+            let mut text = String::from("127.0.0.1 localhost\n");
+            for (octet, service) in [
+                (10, "api-gateway"),
+                (11, "user-service"),
+                (12, "order-service"),
+            ] {
+                text.push_str(&format!("{} {service}\n", self.network.address(octet)));
+            }
+            std::fs::write(&path, text).expect("write hosts");
+            std::fs::write(self.dir.path().join("nsswitch.conf"), "hosts: files dns\n")
+                .expect("write nsswitch.conf");
+        }
+        path
+    }
+
+    /// Starts `service`'s image as container `id` at `{subnet}.{octet}`,
+    /// with `env` besides the service's own; waits until it answers
+    /// `/healthz` (any status: a container denied its bucket answers 5xx).
+    fn start(
+        &mut self,
+        id: &str,
+        image: &str,
+        octet: u8,
+        env: &[(&str, &str)],
+        data: Option<&Path>,
+    ) -> Client {
+        let netns = self.network.host(id, octet);
+        let mut spec = ContainerSpec::default();
+        spec.mounts
+            .push((self.hosts_file(), "/etc/hosts".into(), "ro"));
+        spec.mounts.push((
+            self.dir.path().join("nsswitch.conf"),
+            "/etc/nsswitch.conf".into(),
+            "ro",
+        ));
+        if let Some(data) = data {
+            std::fs::create_dir_all(data).expect("data dir");
+            spec.mounts.push((data.to_path_buf(), "/data".into(), "rw"));
+        }
+        spec.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let attached = self
+            .containerd
+            .run_container(id, &self.images[image], &netns, &spec);
+        self.running.insert(id.to_string(), attached);
+        let client = Client::new(&format!("http://{}:80", self.network.address(octet)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.try_send("GET", "/healthz", &[], None).is_err() {
+            if let Some(Ok(Some(status))) = self.running.get_mut(id).map(Child::try_wait) {
+                panic!(
+                    "{id} exited ({status}); its log:\n{}",
+                    self.containerd.container_log(id)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} never answered; its log:\n{}\ncontainerd:\n{}",
+                self.containerd.container_log(id),
+                self.containerd.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        client
+    }
+
+    /// The application as `deploy/compose.docker.yaml` runs it: three
+    /// containers, the stateful ones on bind-mounted data directories.
+    fn start_application(&mut self) -> Client {
+        let users = self.dir.path().join("user-data");
+        let orders = self.dir.path().join("order-data");
+        self.start("user-service", "user-service", 11, USERS, Some(&users));
+        self.start(
+            "order-service",
+            "order-service",
+            12,
+            &[
+                ("PORTO_BUCKETS", "orders"),
+                ("USER_SERVICE_URL", "http://user-service:80"),
+            ],
+            Some(&orders),
+        );
+        self.start(
+            "api-gateway",
+            "api-gateway",
+            10,
+            &[
+                ("USER_SERVICE_URL", "http://user-service:80"),
+                ("ORDER_SERVICE_URL", "http://order-service:80"),
+            ],
+            None,
+        )
+    }
+
+    /// Sends `signal` to container `id` and waits for it to end; its exit
+    /// status.
+    fn stop(&mut self, id: &str, signal: &str) -> Option<i32> {
+        let mut attached = self.running.remove(id).expect("a running container");
+        self.containerd
+            .ctr(&["task", "kill", "--signal", signal, id]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = attached.try_wait().expect("wait for ctr run") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not stop after {signal}: {}",
+                self.containerd.container_log(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A Redis of the test's own, in a namespace of its own at `.30`.
+    fn redis(&mut self) -> String {
+        let netns = self.network.host("redis", 30);
+        let namespace = netns.rsplit('/').next().expect("namespace").to_string();
+        let address = self.network.address(30);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &namespace, "redis-server"])
+            // Reached from other namespaces, so not loopback-only.
+            .args([
+                "--bind",
+                &address,
+                "--port",
+                "6379",
+                "--protected-mode",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.redis = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((address.as_str(), 6379)).is_err() {
+            assert!(Instant::now() < deadline, "redis did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        format!("redis://{address}:6379/?namespace=t{}", std::process::id())
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for (id, attached) in &mut self.running {
+            let _ = self
+                .containerd
+                .ctr_output(&["task", "kill", "--signal", "SIGKILL", id]);
+            let _ = attached.kill();
+            let _ = attached.wait();
+        }
+        if let Some(mut redis) = self.redis.take() {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
+    }
+}
+
+/// `scripts/api-walk` against `base`; the transcript.
+fn api_walk(base: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let transcript = dir.path().join("transcript.jsonl");
+    let output = Command::new("python3")
+        .arg(repo_root().join("scripts/api-walk"))
+        .arg(base)
+        .arg(&transcript)
+        .output()
+        .expect("run scripts/api-walk");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{base}: {report}");
+    std::fs::read_to_string(&transcript).expect("transcript")
+}
+
+/// One test, so that containerd, the network and the images are set up
+/// once and torn down whatever happens; each step says what it proves.
+#[test]
+fn the_services_run_on_containerd_with_porto_s_shim() {
+    if let Some(why) = unavailable() {
+        // Only where containerd cannot run at all; CI here has it.
+        eprintln!("skipping the containerd tests: {why}");
+        return;
+    }
+    let mut world = World::new();
+
+    // The API walk through the gateway container gives porto's transcript.
+    let gateway = world.start_application();
+    let on_containerd = api_walk(&format!("http://{}:80", world.network.address(10)));
+    let porto = Porto::start_default();
+    assert_eq!(on_containerd, api_walk(porto.url("api-gateway")));
+    drop(porto);
+    let log = world.containerd.container_log("user-service");
+    assert!(
+        log.contains("porto: user-service on http://0.0.0.0:80"),
+        "{log}"
+    );
+
+    // Every acknowledged write survives a SIGKILL of its container.
+    let created = gateway.post_json(
+        "/api/users",
+        &json!({"name": "Kept Across Kill", "email": "kept@example.com"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].clone();
+    world.stop("user-service", "SIGKILL");
+    let users = world.dir.path().join("user-data");
+    world.start("user-service", "user-service", 11, USERS, Some(&users));
+    let again = gateway.get(&format!("/api/users/{id}"));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json(), created.json());
+
+    // A container may open only the buckets PORTO_BUCKETS names.
+    let denied = world.start(
+        "orders-denied",
+        "order-service",
+        13,
+        &[
+            ("PORTO_BUCKETS", "users"),
+            ("USER_SERVICE_URL", "http://user-service:80"),
+        ],
+        Some(&world.dir.path().join("denied-data")),
+    );
+    let health = denied.get("/healthz");
+    assert!(health.status >= 500, "{}", health.body);
+    let log = world.containerd.container_log("orders-denied");
+    assert!(log.contains("access"), "{log}");
+
+    // Two user-service containers over one Redis share one truth.
+    let redis = world.redis();
+    let over_redis = [("PORTO_BUCKETS", "users"), ("PORTO_KV", redis.as_str())];
+    let first = world.start("users-a", "user-service", 21, &over_redis, None);
+    let second = world.start("users-b", "user-service", 22, &over_redis, None);
+    let made = first.post_json(
+        "/users",
+        &json!({"name": "Shared Truth", "email": "shared@example.com"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let seen = second.get(&format!("/users/{}", made.json()["id"]));
+    assert_eq!(seen.json(), made.json());
+    let taken = second.post_json(
+        "/users",
+        &json!({"name": "Other", "email": "shared@example.com"}),
+    );
+    assert_eq!(taken.status, 409, "{}", taken.body);
+
+    // SIGTERM drains: a request in flight finishes, then the task exits 0.
+    let slow = world.start("slow", "slow", 40, &[], None);
+    let in_flight = std::thread::spawn(move || slow.get("/?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = world.stop("slow", "SIGTERM");
+    let answered = in_flight.join().expect("request thread");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        status,
+        Some(0),
+        "{}",
+        world.containerd.container_log("slow")
+    );
+}
