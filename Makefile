@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
-.PHONY: setup up build images test test-tools lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv portability
+.PHONY: setup up build images test test-tools lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv bench-containerd portability
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -76,6 +76,11 @@ bench: setup
 ## The same load on the embedded, Redis and PostgreSQL backends, side by side.
 bench-kv: setup
 	bench/kv-backends
+
+## One component in a containerd container (porto's shim) vs porto:
+## start-up, requests/s, memory (needs root; a private containerd).
+bench-containerd: setup
+	bench/containerd
 
 ## The same .wasm files on x86_64, aarch64 and riscv64 (porto cross-built,
 ## run under qemu-user) and under `wasmtime serve` (README: Portability).

@@ -67,7 +67,7 @@ fn docker_compose_file_describes_the_wasm_stack() {
     for service in SERVICES {
         let s = &doc["services"][service];
         assert_eq!(s["platform"], "wasi/wasm", "{service}");
-        assert_eq!(s["runtime"], "io.containerd.wasmtime.v1", "{service}");
+        assert_eq!(s["runtime"], "io.containerd.porto.v1", "{service}");
         assert_eq!(s["networks"][0], "microservices", "{service}");
         let dockerfile = s["build"]["dockerfile"].as_str().expect("dockerfile");
         let context = s["build"]["context"].as_str().expect("context");
@@ -102,10 +102,10 @@ fn docker_compose_file_describes_the_wasm_stack() {
     }
 }
 
-#[test]
-fn kubernetes_manifests_hang_together() {
+/// Every YAML document of the manifests directly in `dir`.
+fn manifests_in(dir: &std::path::Path) -> Vec<Value> {
     let mut docs = Vec::new();
-    for entry in std::fs::read_dir(deploy().join("k8s")).expect("deploy/k8s") {
+    for entry in std::fs::read_dir(dir).expect("manifest directory") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).expect("read");
@@ -118,42 +118,75 @@ fn kubernetes_manifests_hang_together() {
             }
         }
     }
+    docs
+}
+
+/// `deploy/k8s/` (the embedded store: StatefulSets with a volume) and
+/// `deploy/k8s/scale/` (Deployments over Redis) each hold the whole
+/// application, on the RuntimeClass of `deploy/k8s/`.
+#[test]
+fn kubernetes_manifests_hang_together() {
+    let base = manifests_in(&deploy().join("k8s"));
+    let runtime_classes: BTreeMap<String, Value> = base
+        .iter()
+        .filter(|d| d["kind"] == "RuntimeClass")
+        .map(|rc| {
+            (
+                rc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                rc.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runtime_classes.keys().collect::<Vec<_>>(),
+        vec!["porto"],
+        "one RuntimeClass, for porto's shim"
+    );
+    for rc in runtime_classes.values() {
+        assert_eq!(rc["apiVersion"], "node.k8s.io/v1");
+        assert_eq!(rc["handler"], "porto", "handler");
+    }
+    let stateful = check_application(&base, &runtime_classes);
+    assert_eq!(stateful, vec!["order-service", "user-service"]);
+    let scaled = check_application(&manifests_in(&deploy().join("k8s/scale")), &runtime_classes);
+    assert!(scaled.is_empty(), "over Redis nothing needs a volume");
+}
+
+/// Checks one application's workloads and Services; the names of those
+/// kept in a StatefulSet.
+fn check_application(docs: &[Value], runtime_classes: &BTreeMap<String, Value>) -> Vec<String> {
     let of_kind = |kind: &str| {
         docs.iter()
             .filter(move |d| d["kind"] == kind)
             .collect::<Vec<_>>()
     };
-    for doc in &docs {
+    for doc in docs {
         let name = doc["metadata"]["name"].as_str().expect("metadata.name");
         assert!(is_dns_label(name), "{name}");
         assert!(doc["apiVersion"].is_string(), "{name}: apiVersion");
     }
-
-    let runtime_classes: BTreeMap<&str, &Value> = of_kind("RuntimeClass")
+    let workloads: Vec<&Value> = of_kind("Deployment")
         .into_iter()
-        .map(|rc| (rc["metadata"]["name"].as_str().unwrap_or_default(), rc))
+        .chain(of_kind("StatefulSet"))
         .collect();
-    assert!(!runtime_classes.is_empty());
-    for rc in runtime_classes.values() {
-        assert_eq!(rc["apiVersion"], "node.k8s.io/v1");
-        assert!(rc["handler"].as_str().is_some_and(is_dns_label), "handler");
-    }
-
-    let deployments = of_kind("Deployment");
     let services = of_kind("Service");
     let service_names: BTreeSet<&str> = services
         .iter()
         .filter_map(|s| s["metadata"]["name"].as_str())
         .collect();
-    assert_eq!(deployments.len(), SERVICES.len());
-    for deployment in &deployments {
-        let name = deployment["metadata"]["name"].as_str().unwrap_or_default();
-        assert_eq!(deployment["apiVersion"], "apps/v1", "{name}");
-        let template = &deployment["spec"]["template"];
+    assert_eq!(workloads.len(), SERVICES.len());
+    let mut stateful = Vec::new();
+    for workload in &workloads {
+        let name = workload["metadata"]["name"].as_str().unwrap_or_default();
+        assert_eq!(workload["apiVersion"], "apps/v1", "{name}");
+        let template = &workload["spec"]["template"];
         let labels = template["metadata"]["labels"]
             .as_mapping()
             .expect("template labels");
-        for (k, v) in deployment["spec"]["selector"]["matchLabels"]
+        for (k, v) in workload["spec"]["selector"]["matchLabels"]
             .as_mapping()
             .expect("matchLabels")
         {
@@ -181,7 +214,13 @@ fn kubernetes_manifests_hang_together() {
                 .is_some_and(|i| i.contains(name)),
             "{name}: image"
         );
-        for env in container["env"].as_sequence().into_iter().flatten() {
+        let env: BTreeMap<&str, &Value> = container["env"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e["name"].as_str()?, e)))
+            .collect();
+        for env in env.values() {
             if let Some(url) = env["value"]
                 .as_str()
                 .and_then(|v| v.strip_prefix("http://"))
@@ -193,7 +232,34 @@ fn kubernetes_manifests_hang_together() {
                 );
             }
         }
-        // The Service for this Deployment selects its pods and targets a named port.
+        if name != "api-gateway" {
+            // The services' buckets are named in compose.yaml, not after them.
+            assert!(env.contains_key("PORTO_BUCKETS"), "{name}: PORTO_BUCKETS");
+        }
+        if workload["kind"] == "StatefulSet" {
+            stateful.push(name.to_string());
+            assert!(
+                service_names
+                    .contains(workload["spec"]["serviceName"].as_str().unwrap_or_default())
+            );
+            let claims: BTreeSet<&str> = workload["spec"]["volumeClaimTemplates"]
+                .as_sequence()
+                .expect("volumeClaimTemplates")
+                .iter()
+                .filter_map(|c| c["metadata"]["name"].as_str())
+                .collect();
+            let data = container["volumeMounts"]
+                .as_sequence()
+                .expect("volumeMounts")
+                .iter()
+                .find(|m| m["mountPath"] == "/data")
+                .unwrap_or_else(|| panic!("{name}: nothing mounted at /data"));
+            assert!(
+                claims.contains(data["name"].as_str().unwrap_or_default()),
+                "{name}: /data is not a claim"
+            );
+        }
+        // The Service for this workload selects its pods and targets a named port.
         let service = services
             .iter()
             .find(|s| s["metadata"]["name"] == name)
@@ -221,7 +287,15 @@ fn kubernetes_manifests_hang_together() {
                 "{name}: targetPort {target} is not a container port"
             );
         }
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(
+                container[probe]["httpGet"]["path"], "/healthz",
+                "{name}: {probe}"
+            );
+        }
     }
+    stateful.sort();
+    stateful
 }
 
 #[test]
