@@ -672,6 +672,26 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.json(), created.json());
 
+    // Outbound calls may go anywhere on the container network unless
+    // PORTO_ALLOW_HOSTS narrows them: this gateway may call order-service only.
+    let narrow = world.start(
+        "gateway-narrow",
+        "api-gateway",
+        14,
+        &[
+            ("USER_SERVICE_URL", "http://user-service:80"),
+            ("ORDER_SERVICE_URL", "http://order-service:80"),
+            ("PORTO_ALLOW_HOSTS", "order-service:80"),
+        ],
+        None,
+    );
+    assert_eq!(narrow.get("/api/orders?limit=1").status, 200);
+    let refused = narrow.get("/api/users/1");
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.error_code(), "upstream_unavailable");
+    let log = world.containerd.container_log("gateway-narrow");
+    assert!(log.contains("outbound request denied"), "{log}");
+
     // A container may open only the buckets PORTO_BUCKETS names.
     let denied = world.start(
         "orders-denied",
