@@ -15,9 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{Client, PORTO, Porto, built_components, fixtures, repo_root};
+use crate::harness::{
+    Client, PORTO, Porto, built_components, cargo_artifacts, fixtures, repo_root,
+};
 
 const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
 const RUNTIME: &str = "io.containerd.porto.v1";
@@ -29,23 +31,8 @@ const USERS: &[(&str, &str)] = &[("PORTO_BUCKETS", "users")];
 fn shim() -> &'static PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "containerd-shim-porto",
-                "--message-format=json",
-            ])
-            .current_dir(repo_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo");
-        assert!(output.status.success(), "building the shim failed");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact")
+        cargo_artifacts(&["-p", "containerd-shim-porto"])
+            .iter()
             .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
             .find(|p| p.ends_with("containerd-shim-porto-v1"))
             .expect("cargo built containerd-shim-porto-v1")

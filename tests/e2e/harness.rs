@@ -49,36 +49,44 @@ pub fn built_components() -> &'static HashMap<String, PathBuf> {
     })
 }
 
+/// Runs `cargo build ARGS… --message-format=json` in the repository,
+/// which must succeed; cargo's `compiler-artifact` messages.
+pub fn cargo_artifacts(args: &[&str]) -> Vec<Value> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .arg("--message-format=json")
+        .current_dir(repo_root())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo");
+    assert!(output.status.success(), "cargo build {args:?} failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .collect()
+}
+
 /// fixture name → `.wasm` of the misbehaving guests in crates/test-programs,
 /// built once per test process.
 pub fn fixtures() -> &'static HashMap<String, PathBuf> {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "test-programs",
-                "--message-format=json",
-            ])
-            .current_dir(repo_root())
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo");
-        assert!(output.status.success(), "building test-programs failed");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact")
-            .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
-            .filter_map(|f| f.as_str().map(PathBuf::from))
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
-            .collect()
+        cargo_artifacts(&[
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "test-programs",
+        ])
+        .iter()
+        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+        .collect()
     })
 }
 
