@@ -75,8 +75,26 @@ impl ApiRequest {
         Ok(first)
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+    /// The header's value as text. A value that is present but not
+    /// visible ASCII is an error (400 `invalid_header`), never taken for
+    /// an absent header.
+    pub fn header(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let Some(value) = self.headers.get(name) else {
+            return Ok(None);
+        };
+        value.to_str().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_header",
+                format!("The {name} header must be visible ASCII text."),
+            )
+            .with_detail(name, "visible ASCII text")
+        })
+    }
+
+    /// The header's value as the bytes the client sent, for callers that
+    /// judge them with a rule of their own.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name).map(http::HeaderValue::as_bytes)
     }
 
     /// Parses the body as JSON into `T`, enforcing the JSON content type.

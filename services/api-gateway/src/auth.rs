@@ -29,8 +29,10 @@ impl ApiKeys {
         if self.0.is_empty() || matches!(req.method, Method::GET | Method::HEAD) {
             return Ok(());
         }
+        // A header that is not text presents no key: 401 like a wrong one.
         let presented = req
             .header("authorization")
+            .unwrap_or_default()
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))

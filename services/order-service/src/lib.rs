@@ -58,7 +58,7 @@ async fn create(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let input = req.json::<CreateOrder>()?;
     let valid = input.clone().validate()?;
     let key = req
-        .header("idempotency-key")
+        .header_bytes("idempotency-key")
         .map(validate_idempotency_key)
         .transpose()?;
     let orders = Orders::open()?;

@@ -53,19 +53,20 @@ fn idempotency_key(key: &str) -> String {
     format!("idem:{key}")
 }
 
-/// Visible ASCII, 1..=255 characters (the header is echoed into logs).
-pub fn validate_idempotency_key(raw: &str) -> Result<&str, ApiError> {
+/// Visible ASCII, 1..=255 characters (the header is echoed into logs),
+/// judged on the bytes the client sent: a header that is present but not
+/// such a key is refused, never ignored.
+pub fn validate_idempotency_key(raw: &[u8]) -> Result<&str, ApiError> {
     let ok = !raw.is_empty()
         && raw.len() <= MAX_IDEMPOTENCY_KEY_LEN
-        && raw.bytes().all(|b| b.is_ascii_graphic());
-    if ok {
-        Ok(raw)
-    } else {
-        Err(ApiError::bad_request(
+        && raw.iter().all(u8::is_ascii_graphic);
+    match std::str::from_utf8(raw) {
+        Ok(key) if ok => Ok(key),
+        _ => Err(ApiError::bad_request(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters.",
         )
-        .with_detail("idempotency-key", "1..=255 visible ASCII characters"))
+        .with_detail("idempotency-key", "1..=255 visible ASCII characters")),
     }
 }
 
@@ -230,15 +231,17 @@ mod tests {
 
     #[test]
     fn idempotency_keys_accept_visible_ascii() {
-        assert!(validate_idempotency_key("order-2026-11-24/abc:1").is_ok());
-        assert!(validate_idempotency_key(&"k".repeat(255)).is_ok());
+        assert!(validate_idempotency_key(b"order-2026-11-24/abc:1").is_ok());
+        assert!(validate_idempotency_key("k".repeat(255).as_bytes()).is_ok());
     }
 
     #[test]
     fn idempotency_keys_reject_the_rest() {
         for bad in ["", " ", "a b", "ключ", "a\tb", &"k".repeat(256)] {
-            assert!(validate_idempotency_key(bad).is_err(), "{bad:?}");
+            assert!(validate_idempotency_key(bad.as_bytes()).is_err(), "{bad:?}");
         }
+        // Latin-1 é, as a header byte that is not UTF-8.
+        assert!(validate_idempotency_key(b"latin\xe9key").is_err());
     }
 
     #[test]
