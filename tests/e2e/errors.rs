@@ -184,3 +184,36 @@ fn request_ids_are_kept_or_made() {
     );
     assert_ne!(replaced.header("x-request-id"), Some("bad id with spaces"));
 }
+
+/// openapi.yaml documents objects: an array of the fields in order is not
+/// one, at the top or inside (serde would take either for a struct).
+#[test]
+fn arrays_are_not_objects_at_any_depth() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    let json = [("content-type", "application/json")];
+    for (path, body) in [
+        ("/api/users", r#"["Arr User","arr.x@x.example"]"#),
+        ("/api/orders", r#"[1,[["ARR-1",1,5]]]"#),
+        ("/api/orders", r#"{"user_id":1,"items":[["ARR-1",1,5]]}"#),
+        ("/api/users/1", r#"["Renamed"]"#),
+    ] {
+        let method = if path == "/api/users/1" {
+            "PATCH"
+        } else {
+            "POST"
+        };
+        let reply = api.send(method, path, &json, Some(body));
+        assert_json_error(&reply, 400, "validation_failed");
+        assert!(!reply.body.contains("struct"), "{}", reply.body);
+    }
+    let users = api.get("/api/users").json();
+    assert_eq!(users["items"].as_array().map(Vec::len), Some(2), "{users}");
+    assert_eq!(api.get("/api/users/1").json()["name"], "Alice Johnson");
+    let orders = api.get("/api/orders").json();
+    assert_eq!(
+        orders["items"].as_array().map(Vec::len),
+        Some(0),
+        "{orders}"
+    );
+}

@@ -19,6 +19,7 @@ pub mod request_id;
 pub mod response;
 pub mod routing;
 pub mod server;
+mod strict_json;
 pub mod upstream;
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::request_id::RequestId;
+use crate::strict_json::Strict;
 
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
@@ -136,25 +137,19 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "The request body is empty; a JSON object is required.",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    // Syntax first (into a value), then the shape, through a reader that
+    // gives structs only objects (strict_json.rs).
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| invalid_json(&e))?;
+    serde_path_to_error::deserialize(Strict(&value)).map_err(|err| {
         let path = err.path().to_string();
-        let inner = err.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." {
-                    "body".to_string()
-                } else {
-                    path
-                };
-                ApiError::bad_request("validation_failed", "The request body has the wrong shape.")
-                    .with_detail(field, describe_data_error(&inner))
-            }
-            _ => invalid_json(&inner),
-        }
-    })?;
-    de.end().map_err(|e| invalid_json(&e))?;
-    Ok(value)
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::bad_request("validation_failed", "The request body has the wrong shape.")
+            .with_detail(field, describe_data_error(err.inner()))
+    })
 }
 
 fn invalid_json(err: &serde_json::Error) -> ApiError {
