@@ -217,3 +217,26 @@ fn arrays_are_not_objects_at_any_depth() {
         "{orders}"
     );
 }
+
+/// RFC 9110: HEAD is supported wherever GET is, and answers without a body.
+#[test]
+fn head_is_served_wherever_get_is() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for path in [
+        "/api/users/1",
+        "/api/users?limit=1",
+        "/api/orders",
+        "/healthz",
+    ] {
+        let head = api.send("HEAD", path, &[], None);
+        assert_eq!(head.status, 200, "HEAD {path}: {}", head.body);
+        assert!(head.body.is_empty(), "HEAD {path}: {}", head.body);
+        assert_eq!(
+            head.header("content-type"),
+            Some("application/json"),
+            "{path}"
+        );
+    }
+    assert_eq!(api.send("HEAD", "/api/users/999", &[], None).status, 404);
+}

@@ -2,7 +2,8 @@
 //!
 //! Routing itself is a plain `match` on path segments in each service; this
 //! module holds the part they share: answering 405 with `Allow` when the
-//! path exists but the method does not. `HEAD` is served wherever `GET` is.
+//! path exists but the method does not. `HEAD` is served wherever `GET` is:
+//! `server::respond` hands it to the routes as `GET`.
 
 use http::Method;
 

@@ -17,11 +17,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Runs `handler` and turns its outcome into the response to send, with
 /// the request id attached whatever happened.
-pub async fn respond<H, Fut>(request: ApiRequest, handler: H) -> ApiResponse
+pub async fn respond<H, Fut>(mut request: ApiRequest, handler: H) -> ApiResponse
 where
     H: FnOnce(ApiRequest) -> Fut,
     Fut: Future<Output = Result<ApiResponse, ApiError>>,
 {
+    // RFC 9110: HEAD is served wherever GET is, as GET. The body stays in
+    // the response so the HTTP layer, which never sends a HEAD response's
+    // body, can still state its true length.
+    if request.method == http::Method::HEAD {
+        request.method = http::Method::GET;
+    }
     let id = request.request_id.clone();
     let (method, path) = (request.method.clone(), request.path.clone());
     let response = handler(request).await.unwrap_or_else(|err| {
