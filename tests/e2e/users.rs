@@ -186,3 +186,36 @@ fn user_service_answers_directly_too() {
     assert_eq!(users.get("/users/2").json()["name"], "Bob Smith");
     assert_eq!(users.get("/healthz").json()["status"], "ok");
 }
+
+/// A name must show something, and show what it is: names of only
+/// invisible characters, or with bidirectional overrides, are refused.
+#[test]
+fn invisible_and_spoofing_names_are_refused() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for (n, name) in [
+        "\u{200B}\u{200D}",
+        "\u{FEFF} \u{2060}",
+        "Alice\u{202E}nosnhoJ",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bad = api.post_json(
+            "/api/users",
+            &json!({"name": name, "email": format!("ghost{n}@example.com")}),
+        );
+        assert_eq!(
+            (bad.status, bad.error_code().as_str()),
+            (400, "validation_failed"),
+            "{name:?}: {}",
+            bad.body
+        );
+        assert!(bad.json()["error"]["details"]["name"].is_string());
+        let renamed = api.patch_json("/api/users/1", &json!({"name": name}));
+        assert_eq!(renamed.status, 400, "{name:?}: {}", renamed.body);
+    }
+    assert_eq!(api.get("/api/users/1").json()["name"], "Alice Johnson");
+    let users = api.get("/api/users").json();
+    assert_eq!(users["items"].as_array().map(Vec::len), Some(2), "{users}");
+}

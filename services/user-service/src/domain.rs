@@ -29,7 +29,9 @@ pub struct Name(String);
 pub struct Email(String);
 
 impl Name {
-    /// Trimmed, 1..=100 characters, no control characters.
+    /// Trimmed, 1..=100 characters, at least one of them visible, no
+    /// control characters and no bidirectional overrides (which make a
+    /// name display as another).
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
@@ -41,12 +43,46 @@ impl Name {
         if trimmed.chars().any(char::is_control) {
             return Err("must not contain control characters");
         }
+        if trimmed.chars().any(is_bidi_control) {
+            return Err("must not contain bidirectional control characters");
+        }
+        if trimmed
+            .chars()
+            .all(|c| c.is_whitespace() || is_invisible(c))
+        {
+            return Err("must contain a visible character");
+        }
         Ok(Self(trimmed.to_string()))
     }
 
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// Embeddings, overrides and isolates (U+202A..=U+202E, U+2066..=U+2069).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that render as nothing: zero-width spaces and joiners,
+/// direction marks, word joiners and invisible operators, the byte-order
+/// mark, the soft hyphen, and the Hangul and braille fillers.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
 }
 
 impl Email {
@@ -202,6 +238,22 @@ mod tests {
     fn empty_and_blank_names_are_rejected() {
         assert!(Name::parse("").is_err());
         assert!(Name::parse("   \t ").is_err());
+    }
+
+    #[test]
+    fn invisible_and_spoofing_names_are_rejected() {
+        for bad in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}\u{FEFF}",
+            " \u{2060} \u{00AD} ",
+            "\u{3164}\u{3164}",
+            "Alice\u{202E}nosnhoJ",
+            "\u{2066}Bob\u{2069}",
+        ] {
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+        // Joiners inside visible text are how some scripts and emoji work.
+        assert!(Name::parse("👩\u{200D}💻 Dev").is_ok());
     }
 
     #[test]
