@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::{
-    Client, PORTO, Porto, built_components, cargo_artifacts, fixtures, repo_root,
+    Client, Porto, built_components, cargo_artifacts, fixtures, porto_image, repo_root,
 };
 
 const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
@@ -288,20 +288,17 @@ impl Containerd {
     fn import(&self, name: &str, wasm: &Path) -> String {
         let tar = self.dir.path().join(format!("{name}.tar"));
         let reference = format!("{name}:test");
-        let built = Command::new(PORTO)
-            .args(["image", "build"])
-            .arg(wasm)
-            .args(["-t", &reference, "--store"])
-            .arg(self.dir.path().join("images"))
-            .arg("-o")
-            .arg(&tar)
-            .output()
-            .expect("porto image build");
-        assert!(
-            built.status.success(),
-            "{}",
-            String::from_utf8_lossy(&built.stderr)
-        );
+        let store = self.dir.path().join("images");
+        porto_image(&[
+            "build",
+            wasm.to_str().expect("utf-8 path"),
+            "-t",
+            &reference,
+            "--store",
+            store.to_str().expect("utf-8 path"),
+            "-o",
+            tar.to_str().expect("utf-8 path"),
+        ]);
         self.ctr(&[
             "image",
             "import",

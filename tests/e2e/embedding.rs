@@ -3,7 +3,6 @@
 //! started with `Stack::start`, served on a listener of the test's own and
 //! called over TCP.
 
-use std::io::{Read as _, Write as _};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use porto_host::{Allocator, HostError, Limits, Reload, ServiceConfig, Stack, StackConfig};
 
-use crate::harness::{cache_dir, fixtures};
+use crate::harness::{cache_dir, fixtures, raw_exchange};
 
 fn hello_stack(config: ServiceConfig, data: &std::path::Path) -> Stack {
     let wasm = std::fs::read(&fixtures()["hello"]).expect("hello fixture");
@@ -30,18 +29,6 @@ fn hello_stack(config: ServiceConfig, data: &std::path::Path) -> Stack {
         cache_dir: cache_dir(),
     })
     .expect("stack starts")
-}
-
-/// One HTTP/1.1 exchange on a fresh connection; the raw response.
-fn exchange(address: std::net::SocketAddr, request: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream.write_all(request.as_bytes()).expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
 }
 
 #[test]
@@ -66,9 +53,10 @@ fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
         (address, serving)
     });
 
-    let response = exchange(
-        address,
-        "GET / HTTP/1.1\r\nhost: hello\r\nx-request-id: embed-1\r\nconnection: close\r\n\r\n",
+    let response = raw_exchange(
+        &address.to_string(),
+        "GET / HTTP/1.1\r\nhost: hello\r\nx-request-id: embed-1\r\nconnection: close\r\n\r\n"
+            .as_bytes(),
     );
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("Hello, world!"), "{response}");

@@ -49,6 +49,37 @@ pub fn built_components() -> &'static HashMap<String, PathBuf> {
     })
 }
 
+/// One HTTP/1.1 exchange on a fresh connection to `address` (`host:port`,
+/// an `http://` prefix allowed), with bytes a client library might refuse
+/// to send; the whole raw response, read until the server closes.
+pub fn raw_exchange(address: &str, request: &[u8]) -> String {
+    use std::io::{Read as _, Write as _};
+    let address = address.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    String::from_utf8_lossy(&response).to_string()
+}
+
+/// Runs `porto image ARGS…`, which must succeed; its stdout.
+pub fn porto_image(args: &[&str]) -> String {
+    let out = Command::new(PORTO)
+        .arg("image")
+        .args(args)
+        .output()
+        .expect("run porto");
+    assert!(
+        out.status.success(),
+        "porto image {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Runs `cargo build ARGS… --message-format=json` in the repository,
 /// which must succeed; cargo's `compiler-artifact` messages.
 pub fn cargo_artifacts(args: &[&str]) -> Vec<Value> {

@@ -4,24 +4,9 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{PORTO, Porto, built_components, stack};
+use crate::harness::{PORTO, Porto, built_components, porto_image, stack};
 
 const SERVICES: [&str; 3] = ["api-gateway", "user-service", "order-service"];
-
-/// Runs `porto image ARGS…`, which must succeed; its stdout.
-fn porto_image(args: &[&str]) -> String {
-    let out = Command::new(PORTO)
-        .arg("image")
-        .args(args)
-        .output()
-        .expect("run porto");
-    assert!(
-        out.status.success(),
-        "porto image {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 #[test]
 fn image_tarballs_are_reproducible_and_small() {

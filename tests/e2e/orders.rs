@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Client, Porto};
+use crate::harness::{Client, Porto, raw_exchange};
 
 fn order_for(user_id: u64) -> Value {
     json!({"user_id": user_id, "items": [
@@ -191,32 +191,6 @@ fn idempotency_key_replays_the_first_response() {
     assert_eq!(post("retry-me", &order_for(999).to_string()).status, 422);
 }
 
-/// One raw HTTP/1.1 request (bytes a client library would refuse to send);
-/// the status and the body.
-fn raw_request(base: &str, head_and_body: &[u8]) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let address = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
-    stream.write_all(head_and_body).expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read");
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
-}
-
 #[test]
 fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     let porto = Porto::start_default();
@@ -229,8 +203,8 @@ fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     request.push(0xe9);
     request.extend_from_slice(format!("key\r\n\r\n{body}").as_bytes());
     for _ in 0..2 {
-        let (status, answer) = raw_request(porto.url("api-gateway"), &request);
-        assert_eq!(status, 400, "{answer}");
+        let answer = raw_exchange(porto.url("api-gateway"), &request);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
         assert!(answer.contains("invalid_idempotency_key"), "{answer}");
     }
     assert_eq!(

@@ -113,8 +113,7 @@ impl Settings {
             },
             listen: parsed(&porto, "LISTEN")?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
             kv,
-            kv_pool_size: parsed(&porto, "KV_POOL_SIZE")?
-                .unwrap_or(NonZeroUsize::new(16).expect("16 is not zero")),
+            kv_pool_size: parsed(&porto, "KV_POOL_SIZE")?.unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
             data_dir: get("DATA").unwrap_or("/data").into(),
             drain: Duration::from_secs(parsed(&porto, "DRAIN_TIMEOUT")?.unwrap_or(10)),
             log: get("LOG").unwrap_or("info").to_string(),

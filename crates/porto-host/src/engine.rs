@@ -192,13 +192,15 @@ pub enum CacheOutcome {
     Miss,
 }
 
-/// Loads `wasm` from the compile cache, compiling and storing it on a miss.
+/// Loads `wasm`, whose [`wasm_digest`] is `digest`, from the compile
+/// cache, compiling and storing it on a miss.
 pub(crate) fn load_component(
     engine: &Engine,
     wasm: &[u8],
+    digest: &str,
     cache_dir: &Path,
 ) -> Result<(Component, CacheOutcome), wasmtime::Error> {
-    let path = cache_path(engine, wasm, cache_dir);
+    let path = cache_path(engine, digest, cache_dir);
     if path.exists() {
         // SAFETY: the file was written by `Component::serialize` of this
         // porto build (the key includes the engine's compatibility hash)
@@ -218,10 +220,9 @@ pub(crate) fn load_component(
     Ok((component, CacheOutcome::Miss))
 }
 
-fn cache_path(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
+fn cache_path(engine: &Engine, digest: &str, cache_dir: &Path) -> PathBuf {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let digest = wasm_digest(wasm);
     cache_dir.join(format!("{}-{:016x}.cwasm", &digest[..32], hasher.finish()))
 }
 
@@ -246,28 +247,43 @@ pub struct Interfaces {
     pub exports: Vec<String>,
 }
 
-impl Interfaces {
-    /// Reads them from `wasm`, the component called `name`, compiled (or
-    /// found in the compile cache in `cache_dir`) by an engine as porto's.
-    pub fn of(name: &str, wasm: &[u8], cache_dir: &Path) -> Result<Self, HostError> {
+/// Reads components' [`Interfaces`], with one engine configured as porto's
+/// for all of them.
+pub struct Inspector {
+    engine: Engine,
+    cache_dir: std::path::PathBuf,
+}
+
+impl Inspector {
+    /// Compiled components are taken from, and kept in, `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Result<Self, HostError> {
         let engine = new_engine(
             crate::limits::Limits::default().max_memory_bytes,
             Allocator::Auto,
         )?
         .engine;
-        let (component, _) =
-            load_component(&engine, wasm, cache_dir).map_err(|e| HostError::Compile {
+        Ok(Self {
+            engine,
+            cache_dir: cache_dir.to_path_buf(),
+        })
+    }
+
+    /// The interfaces of `wasm`, the component called `name`.
+    pub fn interfaces(&self, name: &str, wasm: &[u8]) -> Result<Interfaces, HostError> {
+        let engine = &self.engine;
+        let (component, _) = load_component(engine, wasm, &wasm_digest(wasm), &self.cache_dir)
+            .map_err(|e| HostError::Compile {
                 service: name.to_string(),
                 source: e.into(),
             })?;
         let ty = component.component_type();
-        Ok(Self {
+        Ok(Interfaces {
             imports: ty
-                .imports(&engine)
+                .imports(engine)
                 .map(|(name, _)| name.to_string())
                 .collect(),
             exports: ty
-                .exports(&engine)
+                .exports(engine)
                 .map(|(name, _)| name.to_string())
                 .collect(),
         })

@@ -59,7 +59,8 @@ pub mod telemetry;
 
 pub use config::ServiceConfig;
 pub use engine::{
-    Allocator, CacheOutcome, Interfaces, library_backtraces_off_unless_asked, wasm_digest,
+    Allocator, CacheOutcome, Inspector, Interfaces, library_backtraces_off_unless_asked,
+    wasm_digest,
 };
 pub use error::HostError;
 pub use limits::{

@@ -107,12 +107,14 @@ impl Stack {
         let mut running = Vec::new();
         let mut started = Vec::new();
         for (config, wasm) in services {
-            let (component, cache) = engine::load_component(&engine.engine, &wasm, &cache_dir)
-                .map_err(|source| HostError::Compile {
-                    service: config.name.clone(),
-                    source: source.into(),
-                })?;
             let digest = wasm_digest(&wasm);
+            let (component, cache) =
+                engine::load_component(&engine.engine, &wasm, &digest, &cache_dir).map_err(
+                    |source| HostError::Compile {
+                        service: config.name.clone(),
+                        source: source.into(),
+                    },
+                )?;
             started.push(Started {
                 name: config.name.clone(),
                 digest: digest.clone(),
@@ -185,13 +187,11 @@ impl Stack {
             return Ok(Reload::Unchanged);
         }
         let engine = &self.inner.runtime.engine;
-        let (component, _) =
-            engine::load_component(engine, wasm, &self.inner.cache_dir).map_err(|source| {
-                HostError::Compile {
-                    service: service.to_string(),
-                    source: source.into(),
-                }
-            })?;
+        let (component, _) = engine::load_component(engine, wasm, &digest, &self.inner.cache_dir)
+            .map_err(|source| HostError::Compile {
+            service: service.to_string(),
+            source: source.into(),
+        })?;
         let loaded = Loaded::new(service, &component, digest.clone(), &self.inner.linker)?;
         running.replace(loaded);
         Ok(Reload::Swapped { digest })

@@ -50,7 +50,7 @@ pub use embedded::Embedded;
 pub use network::OP_TIMEOUT;
 pub use postgres::PostgresBackend;
 pub use redis::RedisBackend;
-pub use spec::{ConnectError, KvSpec, connect, redact};
+pub use spec::{ConnectError, DEFAULT_POOL_SIZE, KvSpec, connect, redact};
 
 /// A suffix no other test in this process uses, for namespaces.
 #[cfg(test)]

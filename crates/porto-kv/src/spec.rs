@@ -14,6 +14,10 @@ use std::sync::Arc;
 use crate::url::split_namespace;
 use crate::{Embedded, KvBackend, KvError, PostgresBackend, RedisBackend};
 
+/// Connections kept to a Redis or PostgreSQL server unless a user says
+/// otherwise.
+pub const DEFAULT_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).expect("16 is not zero");
+
 /// Which backend stores the guests' data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum KvSpec {

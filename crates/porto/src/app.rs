@@ -36,8 +36,6 @@ pub struct App {
     pub kv_pool_size: NonZeroUsize,
 }
 
-pub const DEFAULT_KV_POOL_SIZE: NonZeroUsize = NonZeroUsize::new(16).expect("16 is not zero");
-
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
     pub source: ComponentSource,
@@ -99,7 +97,10 @@ impl App {
             .unwrap_or_default()
             .parse()
             .context("x-porto.kv")?;
-        let kv_pool_size = file.porto.kv_pool_size.unwrap_or(DEFAULT_KV_POOL_SIZE);
+        let kv_pool_size = file
+            .porto
+            .kv_pool_size
+            .unwrap_or(porto_kv::DEFAULT_POOL_SIZE);
         let names: BTreeSet<String> = file.services.keys().cloned().collect();
         let mut services = BTreeMap::new();
         let mut dependencies = BTreeMap::new();

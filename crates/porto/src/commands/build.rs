@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use porto_host::Interfaces;
+use porto_host::{Inspector, Interfaces};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -24,6 +24,11 @@ pub struct BuildArgs {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let app = args.compose.load()?;
+    // One engine for every component's interfaces.
+    let inspector = args
+        .interfaces
+        .then(|| Inspector::new(&args.cache_dir))
+        .transpose()?;
     // Written, not println!-ed: a closed pipe (`porto build | head`) is an
     // error to report, not a panic.
     let mut out = std::io::stdout().lock();
@@ -38,9 +43,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             component.digest,
             component.path.display()
         )?;
-        if args.interfaces {
+        if let Some(inspector) = &inspector {
             let Interfaces { imports, exports } =
-                Interfaces::of(spec.name(), &component.wasm, &args.cache_dir)?;
+                inspector.interfaces(spec.name(), &component.wasm)?;
             for name in imports {
                 writeln!(out, "    import {name}")?;
             }
