@@ -142,6 +142,8 @@ pub struct Porto {
     _dir: tempfile::TempDir,
     /// Everything porto printed up to and including its `ready` line.
     pub startup: Vec<String>,
+    /// Where its log (stderr) goes, when a test reads it.
+    log: Option<PathBuf>,
     /// What it printed after that, as it arrives.
     later: Arc<Mutex<Vec<String>>>,
 }
@@ -175,6 +177,28 @@ impl Porto {
         Self::start_with(compose, dir, data, flags)
     }
 
+    /// `compose` on a fresh store, with porto's log (stderr) kept for
+    /// [`Porto::log`] instead of shown.
+    pub fn start_logging(compose: &serde_yaml_ng::Value, flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
+            .expect("write compose");
+        let log = dir.path().join("porto.log");
+        Self::launch(&file, dir, data, flags, &[], Some(log))
+    }
+
+    /// What porto has logged so far (after [`Porto::start_logging`]).
+    pub fn log(&self) -> String {
+        let path = self.log.as_ref().expect("started with start_logging");
+        std::fs::read_to_string(path).expect("read porto's log")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The full stack on an existing store (to test persistence).
     pub fn restart_on(data: &Path) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -188,7 +212,7 @@ impl Porto {
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, serde_yaml_ng::to_string(&stack()).expect("yaml"))
             .expect("write compose");
-        Self::launch(&file, dir, data, &[], env)
+        Self::launch(&file, dir, data, &[], env, None)
     }
 
     fn start_with(
@@ -240,7 +264,7 @@ impl Porto {
     }
 
     fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
-        Self::launch(file, dir, data, extra, &[])
+        Self::launch(file, dir, data, extra, &[], None)
     }
 
     fn launch(
@@ -249,7 +273,12 @@ impl Porto {
         data: PathBuf,
         extra: &[&str],
         env: &[(&str, &str)],
+        log: Option<PathBuf>,
     ) -> Self {
+        let stderr = match &log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create log")),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
             .arg(file)
@@ -260,7 +289,7 @@ impl Porto {
             .arg(cache_dir())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start porto");
         let stdout = child.stdout.take().expect("stdout");
@@ -301,6 +330,7 @@ impl Porto {
             data,
             _dir: dir,
             startup,
+            log,
             later,
         }
     }

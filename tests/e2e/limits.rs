@@ -11,28 +11,35 @@ use crate::harness::{Client, Porto, fixtures};
 const TIMEOUT_MS: u64 = 1500;
 
 fn fixture_stack() -> Porto {
+    Porto::start(&fixture_compose(&[
+        ("spin", ""),
+        ("hog", ""),
+        ("trap", ""),
+        ("panic", ""),
+        ("sleep", ", max_concurrency: 2"),
+        ("slow", ""),
+        ("ok", ", max_body_bytes: 1024"),
+        ("escape", ""),
+    ]))
+}
+
+/// A Compose file serving each named fixture, with `extra` x-porto keys.
+fn fixture_compose(fixtures_and_extras: &[(&str, &str)]) -> serde_yaml_ng::Value {
     let mut services = serde_yaml_ng::Mapping::new();
-    for name in [
-        "spin", "hog", "trap", "panic", "sleep", "slow", "ok", "escape",
-    ] {
+    for (name, extra) in fixtures_and_extras {
         let path = fixtures()
-            .get(name)
+            .get(*name)
             .unwrap_or_else(|| panic!("fixture {name} not built"));
-        let extra = match name {
-            "sleep" => ", max_concurrency: 2",
-            "ok" => ", max_body_bytes: 1024",
-            _ => "",
-        };
         let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
             "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16{extra}}}}}",
             path.display()
         ))
         .expect("yaml");
-        services.insert(name.into(), service);
+        services.insert((*name).into(), service);
     }
     let mut compose = serde_yaml_ng::Mapping::new();
     compose.insert("services".into(), services.into());
-    Porto::start(&compose.into())
+    compose.into()
 }
 
 fn client(porto: &Porto, name: &str) -> Client {
@@ -125,9 +132,36 @@ fn a_stalled_guest_times_out_with_504() {
 }
 
 #[test]
-fn excess_concurrency_is_503_with_retry_after_not_a_queue() {
-    let porto = fixture_stack();
+fn excess_requests_wait_briefly_for_a_slot_in_turn() {
+    let porto = Porto::start(&fixture_compose(&[("slow", ", max_concurrency: 1")]));
+    let slow = client(&porto, "slow");
+    let started = Instant::now();
+    let statuses: Vec<u16> = thread::scope(|scope| {
+        let requests: Vec<_> = (0..3)
+            .map(|_| {
+                let slow = slow.clone();
+                scope.spawn(move || slow.get("/?ms=250").status)
+            })
+            .collect();
+        requests
+            .into_iter()
+            .map(|r| r.join().expect("thread"))
+            .collect()
+    });
+    // One instance at a time, each request waiting its turn, none refused.
+    assert_eq!(statuses, [200, 200, 200]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
+    let porto = Porto::start_logging(&fixture_compose(&[("sleep", ", max_concurrency: 2")]), &[]);
     let sleep = client(&porto, "sleep");
+    const REFUSED: usize = 30;
     thread::scope(|scope| {
         let held: Vec<_> = (0..2)
             .map(|_| {
@@ -135,17 +169,35 @@ fn excess_concurrency_is_503_with_retry_after_not_a_queue() {
                 scope.spawn(move || sleep.get("/"))
             })
             .collect();
-        // Give both a moment to take the two slots, then ask for a third.
+        // Give both a moment to take the two slots; the rest find none
+        // free within their wait, as the two run to their timeout.
         thread::sleep(Duration::from_millis(300));
-        let refused = sleep.get("/");
-        assert_eq!(refused.status, 503, "{}", refused.body);
-        assert_eq!(refused.error_code(), "overloaded");
-        assert_eq!(refused.header("retry-after"), Some("1"));
+        let refused: Vec<_> = (0..REFUSED)
+            .map(|_| {
+                let sleep = sleep.clone();
+                scope.spawn(move || sleep.get("/"))
+            })
+            .collect();
+        for refused in refused {
+            let refused = refused.join().expect("thread");
+            assert_eq!(refused.status, 503, "{}", refused.body);
+            assert_eq!(refused.error_code(), "overloaded");
+            assert_eq!(refused.header("retry-after"), Some("1"));
+        }
         for handle in held {
             assert_eq!(handle.join().expect("thread").status, 504);
         }
     });
-    assert_eq!(client(&porto, "ok").get("/").status, 200);
+    let metrics = Client::new(porto.url("admin")).get("/metrics").body;
+    let shed = format!(
+        "porto_requests_shed_total{{service=\"sleep\",reason=\"max_concurrency\"}} {REFUSED}"
+    );
+    assert!(metrics.contains(&shed), "{shed} not in\n{metrics}");
+    // One report of the shedding, not a line per refused request.
+    let log = porto.log();
+    let reports = log.lines().filter(|l| l.contains("shedding load")).count();
+    assert_eq!(reports, 1, "{log}");
+    assert!(log.lines().count() < 10, "{log}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod deploy;
 mod embedding;
 mod errors;
 mod gateway;
+mod hardening;
 mod images;
 mod lifecycle;
 mod limits;

@@ -15,6 +15,8 @@ pub(crate) struct Failure {
     pub message: &'static str,
     /// For porto's log, never for the client.
     pub log: String,
+    /// Which capacity limit refused the request, for a 503 `overloaded`.
+    pub shed: Option<&'static str>,
 }
 
 impl Failure {
@@ -24,17 +26,20 @@ impl Failure {
             code: "internal_error",
             message: "The service failed while handling this request.",
             log,
+            shed: None,
         }
     }
 
-    /// Out of capacity (the service's max_concurrency or the instance
-    /// pool): the client may retry shortly.
-    pub fn overloaded(log: String) -> Self {
+    /// Out of capacity (the service's max_concurrency, the instance pool,
+    /// the memory for request bodies): the client may retry shortly.
+    /// `limit` names the limit for the shed counter.
+    pub fn overloaded(limit: &'static str, log: String) -> Self {
         Self {
             status: 503,
             code: "overloaded",
             message: "The service is at capacity; retry shortly.",
             log,
+            shed: Some(limit),
         }
     }
 
@@ -44,6 +49,7 @@ impl Failure {
             code: "timeout",
             message: "The service did not answer in time.",
             log: format!("no response within {limit:?}"),
+            shed: None,
         }
     }
 
@@ -53,6 +59,7 @@ impl Failure {
             code: "bad_request",
             message: "The request could not be passed to the service.",
             log,
+            shed: None,
         }
     }
 
@@ -62,6 +69,7 @@ impl Failure {
             code: "request_timeout",
             message: "The request body did not arrive in time.",
             log: "body not received within the request timeout".into(),
+            shed: None,
         }
     }
 
@@ -71,6 +79,7 @@ impl Failure {
             code: "payload_too_large",
             message: "The request body is too large.",
             log,
+            shed: None,
         }
     }
 
@@ -80,17 +89,18 @@ impl Failure {
             code: "headers_too_large",
             message: "The request headers are too large.",
             log: "request head too large".into(),
+            shed: None,
         }
     }
 
     /// The response, with the headers its status calls for: `Retry-After`
-    /// on 503, and on 413 `Connection: close`, since the rest of the body
-    /// is never read.
+    /// on 503, and on 413 and 408 `Connection: close`, since the rest of
+    /// the body is never read.
     pub fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
         let mut response = error_response(self.status, self.code, self.message, request_id);
         let extra = match self.status {
             503 => Some((http::header::RETRY_AFTER, "1")),
-            413 => Some((http::header::CONNECTION, "close")),
+            413 | 408 => Some((http::header::CONNECTION, "close")),
             _ => None,
         };
         if let Some((name, value)) = extra {

@@ -179,7 +179,7 @@ impl Runtime {
             ),
             Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => (
                 "pool_exhausted".to_string(),
-                Failure::overloaded(format!("{error:#}")),
+                Failure::overloaded("instance_pool", format!("{error:#}")),
             ),
             Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => {

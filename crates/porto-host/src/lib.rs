@@ -29,8 +29,9 @@
 //! (`examples/serve.rs` is that program, runnable.)
 //!
 //! The pieces, in the order a request meets them: `server.rs` accepts it
-//! on a worker thread; `runtime.rs` gives it an id, a slot, its limits
-//! (`limits.rs`) and a span; `guest.rs` runs a fresh instance whose store
+//! on a worker thread (`parse_errors.rs` envelopes what hyper refuses
+//! before a request exists); `runtime.rs` gives it an id, a span, its
+//! limits (`limits.rs`) and a slot; `guest.rs` runs a fresh instance whose store
 //! data is `host.rs`; `outbound.rs` routes the calls the guest makes,
 //! in-process to another service when allowed, and `kv/` is its storage.
 //! Failures that leave no guest answer become one JSON error
@@ -46,8 +47,10 @@ mod guest_output;
 mod host;
 mod kv;
 mod limits;
+mod memory;
 mod metrics;
 mod outbound;
+mod parse_errors;
 mod request_ids;
 mod runtime;
 mod server;
@@ -65,7 +68,7 @@ pub use engine::{
 pub use error::HostError;
 pub use limits::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
-    DEFAULT_REQUEST_TIMEOUT, Limits,
+    DEFAULT_REQUEST_TIMEOUT, Limits, MAX_SLOT_WAIT,
 };
 pub use server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;

@@ -8,11 +8,13 @@
 //! (head size, declared and actual body size, body arrival time) run here,
 //! before an instance exists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::failure::Failure;
 
@@ -24,7 +26,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Linear memory one instance may grow to; growing past it traps.
     pub max_memory_bytes: u64,
-    /// Instances at once; past it requests get 503 with `Retry-After`.
+    /// Instances at once; past it a request waits for one to finish, up
+    /// to [`MAX_SLOT_WAIT`], then gets 503 with `Retry-After`.
     pub max_concurrency: usize,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: u64,
@@ -56,6 +59,33 @@ pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// before the head is parsed.
 pub(crate) const MAX_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Longest a request waits for a concurrency slot (in arrival order)
+/// before it is refused with 503; never longer than its request timeout.
+/// Refusing at once looked cheaper, but clients that retry at once (most
+/// load generators, many retry loops) then spend the capacity on
+/// refusals: under 2,000 connections, goodput fell to under half of it.
+/// Waiting briefly keeps every slot busy with admitted work instead.
+pub const MAX_SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// Request bodies held in memory at once, across all services: a body is
+/// read whole before its instance runs, so this bounds what slow or large
+/// uploads can make porto hold. A request that would pass it gets 503.
+pub(crate) const MAX_BUFFERED_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// Longest wait for the next piece of a request body; then 408. The whole
+/// body must also arrive within the request timeout.
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait for a request head, counted from when the connection is
+/// ready for one: it bounds clients that send their head slowly and
+/// keep-alive connections left idle.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open client connections, across all listeners. Past it a new one is
+/// answered 503 and closed at once, so a connection flood costs a write,
+/// not a task and buffers.
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+
 /// Instances one request's store may create (a component is a handful of
 /// core instances).
 pub(crate) const MAX_INSTANCES_PER_STORE: usize = 64;
@@ -85,6 +115,22 @@ pub(crate) fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
+/// A concurrency slot of `slots`, at once if one is free, else the first
+/// to come free within [`MAX_SLOT_WAIT`] (and the request timeout).
+pub(crate) async fn take_slot(
+    slots: &Arc<Semaphore>,
+    limits: &Limits,
+) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    let wait = MAX_SLOT_WAIT.min(limits.request_timeout);
+    tokio::time::timeout(wait, slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
 /// Refuses a request whose head or declared body is too large, before any
 /// of its body is read.
 pub(crate) fn check_head<B>(request: &hyper::Request<B>, limits: &Limits) -> Result<(), Failure> {
@@ -106,33 +152,73 @@ pub(crate) fn check_head<B>(request: &hyper::Request<B>, limits: &Limits) -> Res
     Ok(())
 }
 
-/// Reads `request`'s body up to `max_body_bytes`, within the request
-/// timeout.
+/// Reads `request`'s body up to `max_body_bytes`: each piece within
+/// [`BODY_IDLE_TIMEOUT`], the whole within the request timeout, and every
+/// byte counted against `budget` (the bytes all buffered bodies may take)
+/// until the returned permit is dropped.
 pub(crate) async fn read_body<B>(
     request: hyper::Request<B>,
     limits: &Limits,
-) -> Result<hyper::Request<Full<Bytes>>, Failure>
+    budget: &Arc<Semaphore>,
+) -> Result<(hyper::Request<Full<Bytes>>, Option<OwnedSemaphorePermit>), Failure>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return Ok((
+            hyper::Request::from_parts(parts, Full::new(Bytes::new())),
+            None,
+        ));
+    }
     let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    let body = body.map_err(Into::<wasmtime_wasi_http::Error>::into);
-    let limited = http_body_util::Limited::new(body, limit);
-    let collected = tokio::time::timeout(limits.request_timeout, limited.collect())
-        .await
-        .map_err(|_| Failure::body_timeout())?;
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let mut body = std::pin::pin!(body);
+    let mut pieces: Vec<Bytes> = Vec::new();
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut total = 0usize;
+    loop {
+        let wait = deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT);
+        let frame = match tokio::time::timeout_at(wait, body.frame()).await {
+            Err(_) => return Err(Failure::body_timeout()),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                let e: wasmtime_wasi_http::Error = e.into();
+                return Err(Failure::bad_request(format!("reading the body: {e}")));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
             return Err(Failure::payload_too_large(format!(
                 "body over {limit} bytes"
             )));
         }
-        Err(e) => return Err(Failure::bad_request(format!("reading the body: {e}"))),
+        let permit = u32::try_from(data.len())
+            .ok()
+            .and_then(|n| budget.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| {
+                Failure::overloaded(
+                    "buffered_bodies",
+                    "request bodies in memory at their limit".into(),
+                )
+            })?;
+        match &mut held {
+            Some(held) => held.merge(permit),
+            None => held = Some(permit),
+        }
+        pieces.push(data);
+    }
+    let bytes = match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().unwrap_or_default(),
+        _ => Bytes::from(pieces.concat()),
     };
-    Ok(hyper::Request::from_parts(parts, Full::new(bytes)))
+    Ok((hyper::Request::from_parts(parts, Full::new(bytes)), held))
 }
 
 fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {

@@ -60,6 +60,12 @@ pub struct FailureLabels {
     pub kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    pub service: String,
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -72,6 +78,7 @@ pub struct Metrics {
     pub kv_errors: Family<KvLabels, Counter>,
     pub outbound: Family<OutboundLabels, Counter>,
     pub guest_failures: Family<FailureLabels, Counter>,
+    pub shed: Family<ShedLabels, Counter>,
     routes: RwLock<HashMap<String, HashSet<String>>>,
 }
 
@@ -149,6 +156,12 @@ impl Metrics {
             "Requests a guest did not answer: traps by kind, timeouts, missing responses",
             Family::default(),
         );
+        let shed = registered(
+            &mut registry,
+            "requests_shed",
+            "Requests refused with 503 before a guest ran, by service and the limit reached",
+            Family::default(),
+        );
         Self {
             registry,
             requests,
@@ -159,6 +172,7 @@ impl Metrics {
             kv_errors,
             outbound,
             guest_failures,
+            shed,
             routes: RwLock::new(HashMap::new()),
         }
     }
@@ -206,6 +220,16 @@ impl Metrics {
             .get_or_create(&FailureLabels {
                 service: service.to_string(),
                 kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one request refused at a capacity limit.
+    pub fn shed(&self, service: &str, reason: &'static str) {
+        self.shed
+            .get_or_create(&ShedLabels {
+                service: service.to_string(),
+                reason,
             })
             .inc();
     }

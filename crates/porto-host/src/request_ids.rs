@@ -21,7 +21,7 @@ pub(crate) fn ensure<B>(request: &mut hyper::Request<B>) -> String {
 
 /// 128 bits as 32 hex digits, from a per-process counter hashed with
 /// fresh random keys: unique, and cheap enough for every request.
-fn generate() -> String {
+pub(crate) fn generate() -> String {
     use std::hash::{BuildHasher, RandomState};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

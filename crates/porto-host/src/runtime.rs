@@ -3,8 +3,8 @@
 //! instance.
 //!
 //! [`Runtime::handle`] wraps a request in what every request gets, in
-//! order: a span and its trace context, an `x-request-id`, a concurrency
-//! slot, the head and body limits (`limits.rs`), then the guest
+//! order: a span and its trace context, an `x-request-id`, the head and
+//! body limits (`limits.rs`), a concurrency slot, then the guest
 //! (`guest.rs`); whatever happens, a response comes back and is counted.
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use hyper::body::Body;
 use opentelemetry::trace::SpanContext;
 use porto_kv::KvBackend;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use wasmtime::Engine;
 use wasmtime_wasi_http::WasiBody;
@@ -32,6 +33,8 @@ pub(crate) struct Runtime {
     pub kv: Arc<dyn KvBackend>,
     pub metrics: Arc<Metrics>,
     services: HashMap<String, Arc<Service>>,
+    /// The bytes every buffered request body may take together.
+    body_budget: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -49,6 +52,7 @@ impl Runtime {
                 .into_iter()
                 .map(|s| (s.name.to_string(), Arc::new(s)))
                 .collect(),
+            body_budget: Arc::new(Semaphore::new(limits::MAX_BUFFERED_BODY_BYTES)),
         }
     }
 
@@ -103,37 +107,89 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let request_id = request_ids::ensure(&mut request);
-        let Ok(_slot) = service.slots.clone().try_acquire_owned() else {
-            tracing::warn!(service = %service.name, request_id, "at max_concurrency; refusing");
-            return Failure::overloaded("at max_concurrency".into()).into_response(&request_id);
-        };
+        name_the_host(service, &mut request);
         let limits = &service.config.limits;
-        // The whole body is read before an instance exists: a slow client
-        // cannot hold an instance, and a guest that answers early (413 at
-        // its own limit) cannot leave the client writing into a closed
+        // The whole body is read before an instance exists, and before a
+        // concurrency slot is taken: a slow client holds a connection and
+        // its bytes (both bounded, see limits.rs), never an instance or a
+        // slot a fast request needs; and a guest that answers early (413
+        // at its own limit) cannot leave the client writing into a closed
         // connection.
-        let request = match limits::check_head(&request, limits) {
-            Ok(()) => limits::read_body(request, limits).await,
+        let read = match limits::check_head(&request, limits) {
+            Ok(()) => limits::read_body(request, limits, &self.body_budget).await,
             Err(refusal) => Err(refusal),
         };
-        let request = match request {
-            Ok(request) => request,
-            Err(refusal) => {
-                tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
-                return refusal.into_response(&request_id);
-            }
+        let (request, _body_bytes) = match read {
+            Ok(read) => read,
+            Err(refusal) => return self.refuse(service, refusal, &request_id),
+        };
+        let Some(_slot) = limits::take_slot(&service.slots, limits).await else {
+            let refusal = Failure::overloaded("max_concurrency", "no slot came free".into());
+            return self.refuse(service, refusal, &request_id);
         };
         match self.run_guest(service, request, &request_id, trace).await {
-            Ok(response) => response,
-            Err(failure) if failure.status == 503 => {
-                tracing::warn!(service = %service.name, request_id, "{}", failure.log);
-                failure.into_response(&request_id)
+            Ok(mut response) => {
+                // Every answer names its request, the guest's included; a
+                // guest's own id header wins.
+                if let Ok(id) = http::HeaderValue::from_str(&request_id) {
+                    response
+                        .headers_mut()
+                        .entry(request_id::HEADER)
+                        .or_insert(id);
+                }
+                response
+            }
+            // The client's fault or a capacity limit: not an error of porto's.
+            Err(failure) if failure.status < 500 || failure.shed.is_some() => {
+                self.refuse(service, failure, &request_id)
             }
             Err(failure) => {
                 tracing::error!(service = %service.name, request_id, "{}", failure.log);
                 failure.into_response(&request_id)
             }
         }
+    }
+
+    /// Answers a request porto turned away before or instead of running
+    /// it. Refusals at a capacity limit are counted, not logged one by
+    /// one: under a flood, a line per refused request would cost more than
+    /// the refusal itself.
+    fn refuse(
+        &self,
+        service: &Service,
+        refusal: Failure,
+        request_id: &str,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        match refusal.shed {
+            Some(limit) => self.shed(service, limit),
+            None => {
+                tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
+            }
+        }
+        refusal.into_response(request_id)
+    }
+
+    /// Counts a connection turned away at the connection limit.
+    pub fn refuse_connection(&self, service: &Service) {
+        self.shed(service, "connections");
+    }
+
+    fn shed(&self, service: &Service, limit: &'static str) {
+        self.metrics.shed(&service.name, limit);
+        if let Some(refused) = service.shedding.refused_since_last_report() {
+            tracing::warn!(service = %service.name, limit, refused, "shedding load: refused at capacity since the last report");
+        }
+    }
+}
+
+/// HTTP/1.0 lets a request leave out `Host`, but a guest is owed an
+/// authority (wasi:http): such a request is addressed to the service.
+fn name_the_host<B>(service: &Service, request: &mut hyper::Request<B>) {
+    let unnamed = request.version() <= http::Version::HTTP_10
+        && request.uri().authority().is_none()
+        && !request.headers().contains_key(http::header::HOST);
+    if unnamed && let Ok(host) = http::HeaderValue::from_str(&service.name) {
+        request.headers_mut().insert(http::header::HOST, host);
     }
 }
 

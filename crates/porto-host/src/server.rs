@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
-use crate::limits::MAX_CONNECTION_BUFFER_BYTES;
+use crate::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNECTIONS};
+use crate::parse_errors::{self, Enveloped};
 use crate::runtime::Runtime;
 use crate::service::Service;
 
@@ -39,12 +40,15 @@ const TIMER_HEARTBEAT: Duration = Duration::from_secs(1);
 pub(crate) struct Workers {
     inboxes: Arc<Vec<mpsc::UnboundedSender<Connection>>>,
     next: Arc<AtomicUsize>,
+    /// One permit per open client connection, across all listeners.
+    open: Arc<Semaphore>,
 }
 
 struct Connection {
     stream: std::net::TcpStream,
     runtime: Arc<Runtime>,
     service: Arc<Service>,
+    _open: OwnedSemaphorePermit,
 }
 
 /// Waits for every worker to finish draining.
@@ -88,6 +92,7 @@ impl Workers {
         let workers = Self {
             inboxes: Arc::new(inboxes),
             next: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         };
         Ok((workers, WorkersDone(done)))
     }
@@ -113,7 +118,7 @@ async fn work(
     loop {
         tokio::select! {
             received = connections.recv() => {
-                let Some(Connection { stream, runtime, service }) = received else { break };
+                let Some(Connection { stream, runtime, service, _open: open }) = received else { break };
                 let Ok(stream) = TcpStream::from_std(stream) else { continue };
                 let handler = service_fn(move |request| {
                     let (runtime, service) = (runtime.clone(), service.clone());
@@ -123,10 +128,13 @@ async fn work(
                     .keep_alive(true)
                     // Request line and headers beyond this get 431.
                     .max_buf_size(MAX_CONNECTION_BUFFER_BYTES)
-                    .serve_connection(TokioIo::new(stream), handler);
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(Enveloped::new(stream)), handler);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = connection.await;
+                    drop(open);
                 });
             }
             _ = shutdown.changed() => break,
@@ -152,11 +160,8 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted.and_then(|(stream, _)| {
-                    stream.set_nodelay(true)?;
-                    stream.into_std()
-                }) {
-                    Ok(stream) => stream,
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
                     Err(err) => {
                         // Out of file descriptors and the like: back off, keep serving.
                         tracing::warn!(service = %service.name, error = %err, "accept failed");
@@ -164,7 +169,18 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
-                workers.dispatch(Connection { stream, runtime: runtime.clone(), service: service.clone() });
+                let Ok(open) = workers.open.clone().try_acquire_owned() else {
+                    runtime.refuse_connection(&service);
+                    // Best effort and never waiting: the socket buffer of a
+                    // new connection has room for this.
+                    let _ = stream.try_write(&parse_errors::refusal(503, None));
+                    let _ = stream.into_std().map(|s| s.shutdown(std::net::Shutdown::Both));
+                    continue;
+                };
+                match stream.set_nodelay(true).and_then(|()| stream.into_std()) {
+                    Ok(stream) => workers.dispatch(Connection { stream, runtime: runtime.clone(), service: service.clone(), _open: open }),
+                    Err(err) => tracing::debug!(service = %service.name, error = %err, "connection lost before it was served"),
+                }
             }
             _ = shutdown.changed() => break,
         }

@@ -13,7 +13,7 @@ use crate::config::ServiceConfig;
 use crate::error::HostError;
 use crate::host::Host;
 use crate::metrics::ServiceMetrics;
-use crate::stats::ServiceStats;
+use crate::stats::{ServiceStats, Shedding};
 
 pub(crate) struct Service {
     pub name: Arc<str>,
@@ -24,6 +24,7 @@ pub(crate) struct Service {
     pub stats: ServiceStats,
     /// One permit per running instance; none left means 503, never a queue.
     pub slots: Arc<Semaphore>,
+    pub shedding: Shedding,
     /// Its series of the per-instance metrics, from its first request on.
     pub metrics: OnceLock<ServiceMetrics>,
 }
@@ -61,6 +62,7 @@ impl Service {
             config: Arc::new(config),
             current: RwLock::new(Arc::new(loaded)),
             stats: ServiceStats::default(),
+            shedding: Shedding::default(),
             metrics: OnceLock::new(),
         }
     }

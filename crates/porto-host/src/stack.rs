@@ -26,6 +26,7 @@ use crate::engine::{self, Allocator, CacheOutcome, wasm_digest};
 use crate::error::HostError;
 use crate::host::Host;
 use crate::kv::{self, Metered};
+use crate::memory;
 use crate::metrics::{Metrics, ServiceLabels};
 use crate::runtime::Runtime;
 use crate::server::{self, Workers, WorkersDone};
@@ -234,6 +235,7 @@ impl Stack {
         }
         let (workers, workers_done) =
             Workers::start(&shutdown, drain).map_err(HostError::Workers)?;
+        memory::spawn_trimmer(runtime.clone());
         let accepting = services
             .into_iter()
             .map(|(service, listener)| {

@@ -80,6 +80,43 @@ impl ServiceStats {
     }
 }
 
+/// How often, at most, load shedding is reported in the log.
+const SHED_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Requests refused at capacity, reported in the log as a count at most
+/// once per [`SHED_REPORT_EVERY`] rather than one line per refusal.
+#[derive(Default)]
+pub struct Shedding {
+    refused: AtomicU64,
+    /// Milliseconds since [`epoch`] of the last report, 0 before the first.
+    last_report: AtomicU64,
+}
+
+impl Shedding {
+    /// Counts one refusal; returns the refusals to report when a report
+    /// is due (the first refusal is reported at once).
+    pub fn refused_since_last_report(&self) -> Option<u64> {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let now = u64::try_from(epoch().elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let last = self.last_report.load(Ordering::Relaxed);
+        let every = SHED_REPORT_EVERY.as_millis() as u64;
+        if last != 0 && now.saturating_sub(last) < every {
+            return None;
+        }
+        self.last_report
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        Some(self.refused.swap(0, Ordering::Relaxed))
+    }
+}
+
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +138,15 @@ mod tests {
             stats.record(200, Duration::from_micros(500));
         }
         assert_eq!(stats.snapshot().p99_ms, Some(0.5));
+    }
+
+    #[test]
+    fn shedding_is_reported_once_then_counted() {
+        let shedding = Shedding::default();
+        assert_eq!(shedding.refused_since_last_report(), Some(1));
+        for _ in 0..99 {
+            assert_eq!(shedding.refused_since_last_report(), None);
+        }
+        assert_eq!(shedding.refused.load(Ordering::Relaxed), 99);
     }
 }

@@ -28,6 +28,13 @@ fn io(err: impl std::fmt::Display) -> KvError {
     KvError::Unavailable(err.to_string())
 }
 
+/// redb's page cache: the most of the store kept in memory. redb's own
+/// default (1 GiB) let resident memory grow with the data until it held
+/// all of it; this bounds what the embedded store adds to porto's
+/// resident memory (SECURITY.md, "Memory"), while a working set that fits
+/// is still read in microseconds.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Embedded {
     /// Opens (or creates) the store `kv.redb` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, ConnectError> {
@@ -40,7 +47,10 @@ impl Embedded {
             path: path.clone(),
             source,
         };
-        let db = Database::create(&path).map_err(|e| failed(e.into()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| failed(e.into()))?;
         // Create the table up front so readers never see it missing.
         let txn = db.begin_write().map_err(|e| failed(e.into()))?;
         txn.open_table(TABLE).map_err(|e| failed(e.into()))?;

@@ -46,7 +46,7 @@ mod url;
 
 use async_trait::async_trait;
 
-pub use embedded::Embedded;
+pub use embedded::{CACHE_BYTES as EMBEDDED_CACHE_BYTES, Embedded};
 pub use network::OP_TIMEOUT;
 pub use postgres::PostgresBackend;
 pub use redis::RedisBackend;

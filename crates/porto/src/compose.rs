@@ -120,7 +120,8 @@ pub struct ServiceExtension {
     pub allow_hosts: Vec<String>,
     pub request_timeout_ms: Option<u64>,
     pub max_memory_mib: Option<u64>,
-    /// Instances of this service running at once; more requests get 503.
+    /// Instances of this service running at once; more requests wait for
+    /// one briefly, then get 503.
     pub max_concurrency: Option<usize>,
     /// Largest request body porto accepts for this service (413 beyond).
     pub max_body_bytes: Option<u64>,

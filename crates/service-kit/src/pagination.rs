@@ -1,9 +1,11 @@
 //! Page size and opaque cursors for list endpoints.
 //!
-//! A cursor is the last id the client saw, versioned and base64url-encoded
-//! (`v1:<id>`), so clients treat it as opaque and the scheme can change
-//! without breaking old links: a cursor we cannot read is a 400, never a
-//! silently wrong page.
+//! A cursor is the last id the client saw and the collection it was seen
+//! in, versioned and base64url-encoded (`v2:<collection>:<id>`), so clients
+//! treat it as opaque: a cursor we cannot read, or one issued for another
+//! collection, is a 400, never a silently wrong page. Cursors of the first
+//! scheme (`v1:<id>`, which named no collection) are still read, so links
+//! saved before the change keep working.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,11 +25,12 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// `last` is the id to resume after, if more items may follow.
-    pub fn new(items: Vec<T>, last: Option<u64>) -> Self {
+    /// `last` is the id in `collection` to resume after, if more items
+    /// may follow.
+    pub fn new(items: Vec<T>, last: Option<u64>, collection: &str) -> Self {
         Self {
             items,
-            next_cursor: last.map(encode_cursor),
+            next_cursor: last.map(|id| encode_cursor(collection, id)),
         }
     }
 }
@@ -41,15 +44,16 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// Reads `limit` and `cursor` from the query string.
-    pub fn from_request(req: &ApiRequest) -> Result<Self, ApiError> {
+    /// Reads `limit` and `cursor` (one issued for `collection`) from the
+    /// query string.
+    pub fn from_request(req: &ApiRequest, collection: &str) -> Result<Self, ApiError> {
         let limit = match req.query_param("limit")? {
             None => DEFAULT_LIMIT,
             Some(raw) => parse_limit(&raw)?,
         };
         let after = match req.query_param("cursor")? {
             None => 0,
-            Some(raw) => decode_cursor(&raw)?,
+            Some(raw) => decode_cursor(collection, &raw)?,
         };
         Ok(Self { after, limit })
     }
@@ -68,11 +72,11 @@ pub fn parse_limit(raw: &str) -> Result<usize, ApiError> {
         })
 }
 
-pub fn encode_cursor(last_id: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{last_id}"))
+pub fn encode_cursor(collection: &str, last_id: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v2:{collection}:{last_id}"))
 }
 
-pub fn decode_cursor(raw: &str) -> Result<u64, ApiError> {
+pub fn decode_cursor(collection: &str, raw: &str) -> Result<u64, ApiError> {
     let invalid = || {
         ApiError::bad_request(
             "invalid_cursor",
@@ -82,7 +86,12 @@ pub fn decode_cursor(raw: &str) -> Result<u64, ApiError> {
     };
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix("v1:").ok_or_else(invalid)?;
+    let id = text
+        .strip_prefix("v2:")
+        .and_then(|rest| rest.strip_prefix(collection))
+        .and_then(|rest| rest.strip_prefix(':'))
+        .or_else(|| text.strip_prefix("v1:"))
+        .ok_or_else(invalid)?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid());
     }
@@ -131,13 +140,13 @@ mod tests {
     #[test]
     fn cursor_round_trips() {
         for id in [0, 1, 42, u64::MAX] {
-            assert_eq!(decode_cursor(&encode_cursor(id)), Ok(id));
+            assert_eq!(decode_cursor("users", &encode_cursor("users", id)), Ok(id));
         }
     }
 
     #[test]
     fn cursor_is_url_safe() {
-        let c = encode_cursor(u64::MAX);
+        let c = encode_cursor("orders", u64::MAX);
         assert!(
             c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -146,26 +155,39 @@ mod tests {
 
     #[test]
     fn garbage_cursors_are_rejected() {
-        let overflow = URL_SAFE_NO_PAD.encode("v1:18446744073709551616");
-        let wrong_version = URL_SAFE_NO_PAD.encode("v2:5");
-        let negative = URL_SAFE_NO_PAD.encode("v1:-5");
-        let empty = URL_SAFE_NO_PAD.encode("v1:");
+        let overflow = URL_SAFE_NO_PAD.encode("v2:users:18446744073709551616");
+        let unversioned = URL_SAFE_NO_PAD.encode("users:5");
+        let v1_overflow = URL_SAFE_NO_PAD.encode("v1:18446744073709551616");
+        let negative = URL_SAFE_NO_PAD.encode("v2:users:-5");
+        let empty = URL_SAFE_NO_PAD.encode("v2:users:");
+        let prefix_of_collection = URL_SAFE_NO_PAD.encode("v2:user:5");
+        let other_collection = encode_cursor("orders", 5);
         for bad in [
             "",
             "!!!",
             "djE6NQ==",
             "5",
             &overflow,
-            &wrong_version,
+            &unversioned,
+            &v1_overflow,
             &negative,
             &empty,
+            &prefix_of_collection,
+            &other_collection,
         ] {
             assert_eq!(
-                decode_cursor(bad).map_err(|e| e.code),
+                decode_cursor("users", bad).map_err(|e| e.code),
                 Err("invalid_cursor"),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn first_scheme_cursors_still_read() {
+        let saved = URL_SAFE_NO_PAD.encode("v1:7");
+        assert_eq!(decode_cursor("users", &saved), Ok(7));
+        assert_eq!(decode_cursor("orders", "djE6MQ"), Ok(1));
     }
 
     #[test]
@@ -231,7 +253,7 @@ mod tests {
     fn defaults_without_query() {
         let req = ApiRequest::new(Method::GET, "/users");
         assert_eq!(
-            PageRequest::from_request(&req),
+            PageRequest::from_request(&req, "users"),
             Ok(PageRequest {
                 after: 0,
                 limit: DEFAULT_LIMIT
@@ -243,10 +265,10 @@ mod tests {
     fn reads_limit_and_cursor() {
         let req = ApiRequest::new(
             Method::GET,
-            &format!("/users?limit=5&cursor={}", encode_cursor(9)),
+            &format!("/users?limit=5&cursor={}", encode_cursor("users", 9)),
         );
         assert_eq!(
-            PageRequest::from_request(&req),
+            PageRequest::from_request(&req, "users"),
             Ok(PageRequest { after: 9, limit: 5 })
         );
     }

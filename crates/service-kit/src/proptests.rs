@@ -12,12 +12,13 @@ use crate::routing::parse_id;
 proptest! {
     #[test]
     fn cursors_round_trip(id in any::<u64>()) {
-        prop_assert_eq!(decode_cursor(&encode_cursor(id)).ok(), Some(id));
+        prop_assert_eq!(decode_cursor("orders", &encode_cursor("orders", id)).ok(), Some(id));
+        prop_assert!(decode_cursor("users", &encode_cursor("orders", id)).is_err());
     }
 
     #[test]
-    fn any_cursor_text_is_an_id_or_400(raw in "\\PC{0,48}|v1:[0-9]{0,24}") {
-        if let Err(e) = decode_cursor(&raw) {
+    fn any_cursor_text_is_an_id_or_400(raw in "\\PC{0,48}|v2:users:[0-9]{0,24}") {
+        if let Err(e) = decode_cursor("users", &raw) {
             prop_assert_eq!(e.status, 400);
         }
     }
@@ -44,7 +45,7 @@ proptest! {
     #[test]
     fn any_query_string_is_a_page_or_400(query in "[a-z=&%0-9A-F+;_.~-]{0,64}|limit=[0-9]{1,3}&cursor=\\PC{0,16}") {
         let request = ApiRequest::new(Method::GET, &format!("/users?{query}"));
-        if let Err(e) = PageRequest::from_request(&request) {
+        if let Err(e) = PageRequest::from_request(&request, "users") {
             prop_assert_eq!(e.status, 400);
         }
     }

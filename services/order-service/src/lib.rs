@@ -19,6 +19,9 @@ use service_kit::{ApiError, ApiRequest, ApiResponse, Method};
 use domain::{CreateOrder, Order, OrderStatus, PatchOrder};
 use store::{Claim, Orders, validate_idempotency_key};
 
+/// The name list cursors are issued for (a cursor of another collection is 400).
+const COLLECTION: &str = "orders";
+
 service_kit::export_service!(crate::handle);
 
 pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -87,7 +90,7 @@ async fn create(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
 }
 
 fn list(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let page = PageRequest::from_request(req)?;
+    let page = PageRequest::from_request(req, COLLECTION)?;
     let user_id = req
         .query_param("user_id")?
         .map(|raw| {
@@ -110,7 +113,7 @@ fn list(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
         })
         .transpose()?;
     let (items, last) = Orders::open()?.list(page, user_id, status)?;
-    Ok(ApiResponse::ok(&Page::new(items, last)))
+    Ok(ApiResponse::ok(&Page::new(items, last, COLLECTION)))
 }
 
 /// Asks user-service; only a definite 404 means the user does not exist.

@@ -16,6 +16,9 @@ use service_kit::{ApiError, ApiRequest, ApiResponse, Method};
 use domain::{CreateUser, PatchUser};
 use store::Users;
 
+/// The name list cursors are issued for (a cursor of another collection is 400).
+const COLLECTION: &str = "users";
+
 service_kit::export_service!(crate::handle);
 
 pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
@@ -31,9 +34,9 @@ pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
                 let user = Users::open().await?.create(input)?;
                 Ok(ApiResponse::created(format!("/users/{}", user.id), &user))
             } else {
-                let page = PageRequest::from_request(&req)?;
+                let page = PageRequest::from_request(&req, COLLECTION)?;
                 let (items, last) = Users::open().await?.list(page)?;
-                Ok(ApiResponse::ok(&Page::new(items, last)))
+                Ok(ApiResponse::ok(&Page::new(items, last, COLLECTION)))
             }
         }
         ["users", id] => {

@@ -2,7 +2,7 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `user:{id}` | the [`User`] |
+//! | `user:{id}` | the [`User`], as a [`Record`] (marked while being deleted) |
 //! | `email:{address}` | [`EmailClaim`]: which user owns a lower-cased address |
 //! | `seq:user` | counter for ids; user ids are `counter + 2` |
 //! | `meta:seed` | [`SeedState`]: whether the original users were written |
@@ -11,7 +11,8 @@
 //! id allocation. An address is claimed with create-if-absent *before* the
 //! user is written, so two concurrent creates can never both own it; a
 //! claim whose user never appeared (the writer crashed) expires after
-//! [`STALE_CLAIM_MS`].
+//! [`STALE_CLAIM_MS`]. A delete first marks the record with CAS, so of
+//! concurrent deletes exactly one wins; a marked record reads as absent.
 
 use serde::{Deserialize, Serialize};
 use service_kit::kv::{Bucket, Update};
@@ -38,6 +39,25 @@ pub struct EmailClaim {
 pub enum SeedState {
     Seeding { since_ms: u64 },
     Done,
+}
+
+/// A user as stored: the user, or the mark the one delete that won the
+/// record leaves while it releases the address. A marked record reads as
+/// absent, also if that delete died before removing it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Record {
+    Deleting { deleting_since_ms: u64 },
+    Live(User),
+}
+
+impl Record {
+    fn live(self) -> Option<User> {
+        match self {
+            Record::Live(user) => Some(user),
+            Record::Deleting { .. } => None,
+        }
+    }
 }
 
 fn user_key(id: u64) -> String {
@@ -114,8 +134,10 @@ impl Users {
 
     fn write_seed(&self, now: u64) -> Result<(), ApiError> {
         let users = seed_users(&clock::now_rfc3339());
-        let records: Vec<(String, User)> =
-            users.iter().map(|u| (user_key(u.id), u.clone())).collect();
+        let records: Vec<(String, Record)> = users
+            .iter()
+            .map(|u| (user_key(u.id), Record::Live(u.clone())))
+            .collect();
         let claims: Vec<(String, EmailClaim)> = users
             .iter()
             .map(|u| {
@@ -134,10 +156,18 @@ impl Users {
     }
 
     pub fn get(&self, id: u64) -> Result<User, ApiError> {
-        self.bucket.get(&user_key(id))?.ok_or_else(|| not_found(id))
+        self.bucket
+            .get::<Record>(&user_key(id))?
+            .and_then(Record::live)
+            .ok_or_else(|| not_found(id))
     }
 
     pub fn create(&self, input: ValidUser) -> Result<User, ApiError> {
+        // A taken address is refused before an id is spent on it, so
+        // failed creates leave no gaps for listings to walk.
+        if self.claim_is_live(&input.email)? {
+            return Err(email_taken(input.email.as_str()));
+        }
         let id = self.allocate_id()?;
         self.claim_email(&input.email, id)?;
         let user = User {
@@ -146,8 +176,11 @@ impl Users {
             email: input.email.into_inner(),
             created_at: clock::now_rfc3339(),
         };
-        self.bucket.put(&user_key(id), &user)?;
-        Ok(user)
+        let record = Record::Live(user);
+        self.bucket.put(&user_key(id), &record)?;
+        record
+            .live()
+            .ok_or_else(|| ApiError::internal("A new user read as deleted."))
     }
 
     pub fn update(&self, id: u64, patch: ValidPatch) -> Result<User, ApiError> {
@@ -158,15 +191,15 @@ impl Users {
         }
         let name = patch.name.map(|n| n.into_inner());
         let email = new_email.as_ref().map(|e| e.as_str().to_string());
-        let updated = self.bucket.update(&user_key(id), |user: Option<User>| {
-            let mut user = user.ok_or_else(|| not_found(id))?;
+        let updated = self.bucket.update(&user_key(id), |record: Option<Record>| {
+            let mut user = record.and_then(Record::live).ok_or_else(|| not_found(id))?;
             if let Some(name) = &name {
                 user.name = name.clone();
             }
             let old_email = email
                 .as_ref()
                 .map(|e| std::mem::replace(&mut user.email, e.clone()));
-            Ok(Update::Put(user.clone(), (user, old_email)))
+            Ok(Update::Put(Record::Live(user.clone()), (user, old_email)))
         });
         match updated {
             Ok((user, old_email)) => {
@@ -184,10 +217,19 @@ impl Users {
         }
     }
 
+    /// Deletes user `id`; of concurrent deletes, exactly one succeeds and
+    /// the others find no user.
     pub fn delete(&self, id: u64) -> Result<(), ApiError> {
-        let user = self.get(id)?;
-        self.bucket.delete(&user_key(id))?;
-        self.release_email(&user.email, id)
+        let key = user_key(id);
+        let user = self.bucket.update(&key, |record: Option<Record>| {
+            let user = record.and_then(Record::live).ok_or_else(|| not_found(id))?;
+            let marked = Record::Deleting {
+                deleting_since_ms: clock::now_ms(),
+            };
+            Ok(Update::Put(marked, user))
+        })?;
+        self.release_email(&user.email, id)?;
+        self.bucket.delete(&key)
     }
 
     /// Users with ids above the cursor, ascending.
@@ -196,7 +238,13 @@ impl Users {
         collect_page(
             page.after.saturating_add(1)..=max_id,
             page.limit,
-            |ids| self.bucket.get_by_ids(ids, user_key),
+            |ids| {
+                let records = self.bucket.get_by_ids::<Record>(ids, user_key)?;
+                Ok(records
+                    .into_iter()
+                    .map(|r| r.and_then(Record::live))
+                    .collect())
+            },
             |_| true,
         )
     }
@@ -227,21 +275,41 @@ impl Users {
         if self.bucket.insert_new(&key, &claim)? {
             return Ok(());
         }
-        // Taken, unless the claim is an orphan of a create that never finished.
+        // Taken, unless what made the claim died or moved on (is_live).
         self.bucket
             .update(&key, |existing: Option<EmailClaim>| match existing {
                 None => Ok(Update::Put(claim.clone(), ())),
                 Some(old) if old.user_id == user_id => Ok(Update::Keep(())),
                 Some(old) => {
-                    let orphan = now.saturating_sub(old.claimed_at_ms) > STALE_CLAIM_MS
-                        && !self.bucket.exists(&user_key(old.user_id))?;
-                    if orphan {
+                    if !self.is_live(email.as_str(), &old, now)? {
                         Ok(Update::Put(claim.clone(), ()))
                     } else {
                         Err(email_taken(email.as_str()))
                     }
                 }
             })
+    }
+
+    /// Whether someone holds `email` now (a claim whose user never
+    /// appeared, or is being deleted, does not count once stale).
+    fn claim_is_live(&self, email: &Email) -> Result<bool, ApiError> {
+        match self.bucket.get::<EmailClaim>(&email_key(email.as_str()))? {
+            Some(claim) => self.is_live(email.as_str(), &claim, clock::now_ms()),
+            None => Ok(false),
+        }
+    }
+
+    /// A claim on `email` holds while its user has that address, while the
+    /// delete of its user is releasing it, and while the create or change
+    /// that made it may still write its user; one left by a request that
+    /// died expires after [`STALE_CLAIM_MS`].
+    fn is_live(&self, email: &str, claim: &EmailClaim, now: u64) -> Result<bool, ApiError> {
+        let fresh = |since: u64| now.saturating_sub(since) <= STALE_CLAIM_MS;
+        Ok(match self.bucket.get::<Record>(&user_key(claim.user_id))? {
+            Some(Record::Live(user)) => user.email == email || fresh(claim.claimed_at_ms),
+            Some(Record::Deleting { deleting_since_ms }) => fresh(deleting_since_ms),
+            None => fresh(claim.claimed_at_ms),
+        })
     }
 
     /// Frees `email` if `user_id` still owns it.
@@ -293,6 +361,18 @@ mod tests {
             serde_json::to_string(&SeedState::Seeding { since_ms: 5 }).expect("json"),
             r#"{"state":"seeding","since_ms":5}"#
         );
+    }
+
+    #[test]
+    fn records_read_as_users_and_marked_ones_as_absent() {
+        let [alice, _] = seed_users("2026-01-01T00:00:00.000Z");
+        let plain = serde_json::to_string(&alice).expect("json");
+        let record: Record = serde_json::from_str(&plain).expect("record");
+        assert_eq!(record.clone().live(), Some(alice));
+        // A live record is stored exactly as a user always was.
+        assert_eq!(serde_json::to_string(&record).expect("json"), plain);
+        let marked: Record = serde_json::from_str(r#"{"deleting_since_ms":5}"#).expect("record");
+        assert_eq!(marked.live(), None);
     }
 
     #[test]
