@@ -372,3 +372,39 @@ fn memory_settles_to_a_stated_ceiling_after_bursts() {
         ended.elapsed()
     );
 }
+
+#[test]
+fn validation_messages_name_no_internal_types() {
+    let porto = Porto::start_default();
+    let gateway = porto.gateway();
+    let bodies = [
+        ("/api/users", json!(["Arr User", "arr@x.example"])),
+        ("/api/users", json!({"name": 5, "email": "a@x.example"})),
+        ("/api/orders", json!({"user_id": "1", "items": []})),
+        (
+            "/api/orders",
+            json!({"user_id": 1, "items": [{"sku": "A", "quantity": "1", "unit_price_cents": 1}]}),
+        ),
+        (
+            "/api/orders",
+            json!({"user_id": 1, "items": [{"sku": "A", "quantity": -1, "unit_price_cents": 1.5}]}),
+        ),
+    ];
+    for (path, body) in bodies {
+        let reply = gateway.post_json(path, &body);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (400, "validation_failed"),
+            "{body}"
+        );
+        for internal in [
+            "struct", "u32", "u64", "i64", "f64", "usize", "Create", "Order",
+        ] {
+            assert!(
+                !reply.body.contains(internal),
+                "{internal} in {}",
+                reply.body
+            );
+        }
+    }
+}

@@ -79,7 +79,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Enveloped<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.replacing.is_none() {
-            match enveloped(buf) {
+            let candidate = is_error_status_line(buf).then(|| enveloped(buf)).flatten();
+            match candidate {
                 Some(bytes) => this.replacing = Some((bytes, 0, buf.len())),
                 None => return Pin::new(&mut this.inner).poll_write(cx, buf),
             }
@@ -96,7 +97,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Enveloped<S> {
         if this.replacing.is_none() {
             let total: usize = bufs.iter().map(|b| b.len()).sum();
             let first = bufs.iter().find(|b| !b.is_empty());
-            let bare = total <= MAX_BARE_HEAD && first.is_some_and(|b| b.starts_with(b"HTTP/1."));
+            let last = bufs.iter().rfind(|b| !b.is_empty());
+            // Cheap checks first: every response passes through here.
+            let bare = total <= MAX_BARE_HEAD
+                && first.is_some_and(|b| is_error_status_line(b))
+                && last.is_some_and(|b| b.ends_with(b"\r\n\r\n"));
             let replacement = bare
                 .then(|| {
                     enveloped(
@@ -134,6 +139,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Enveloped<S> {
         }
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
+}
+
+/// Whether `bytes` start with an HTTP/1.x status line of a 4xx or 5xx.
+fn is_error_status_line(bytes: &[u8]) -> bool {
+    bytes.len() > 12
+        && bytes.starts_with(b"HTTP/1.")
+        && bytes[8] == b' '
+        && matches!(bytes[9], b'4' | b'5')
 }
 
 /// The envelope for `written` when it is a bare error answer of hyper's:

@@ -163,14 +163,34 @@ fn invalid_json(err: &serde_json::Error) -> ApiError {
 }
 
 /// serde_json's message without its "at line L column C" suffix, which names
-/// positions in the client's own body and adds nothing to the field path.
+/// positions in the client's own body and adds nothing to the field path,
+/// and with Rust's number types ("expected u64") said in JSON's words.
 fn describe_data_error(err: &serde_json::Error) -> String {
     let text = err.to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    let text = match text.find(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    RUST_NUMBER_TYPES
+        .iter()
+        .fold(text.to_string(), |text, (rust, json)| {
+            text.replace(&format!("expected {rust}"), &format!("expected {json}"))
+        })
 }
+
+/// Rust's integer and float types as a client of a JSON API knows them.
+const RUST_NUMBER_TYPES: [(&str, &str); 10] = [
+    ("u8", "a non-negative integer"),
+    ("u16", "a non-negative integer"),
+    ("u32", "a non-negative integer"),
+    ("u64", "a non-negative integer"),
+    ("usize", "a non-negative integer"),
+    ("i32", "an integer"),
+    ("i64", "an integer"),
+    ("isize", "an integer"),
+    ("f32", "a number"),
+    ("f64", "a number"),
+];
 
 fn syntax_reason(err: &serde_json::Error) -> String {
     format!(
@@ -319,5 +339,28 @@ mod tests {
             r.query_param("limit").map_err(|e| e.code),
             Err("invalid_query")
         );
+    }
+
+    #[test]
+    fn messages_name_json_types_not_rust_ones() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Counted {
+            quantity: u32,
+            total: u64,
+            delta: i64,
+        }
+        for body in [
+            r#"{"quantity":"1","total":1,"delta":1}"#,
+            r#"{"quantity":1,"total":-1,"delta":1}"#,
+            r#"{"quantity":1,"total":1,"delta":1.5}"#,
+        ] {
+            let err = parse_json::<Counted>(body.as_bytes()).expect_err("wrong type");
+            let text = format!("{:?}", err.details);
+            for rust in ["u32", "u64", "i64"] {
+                assert!(!text.contains(rust), "{rust} in {text}");
+            }
+            assert!(text.contains("integer"), "{text}");
+        }
     }
 }
