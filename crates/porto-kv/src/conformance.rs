@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::KvBackend;
+use crate::{KvBackend, KvError};
 
 pub async fn run_all(store: Arc<dyn KvBackend>) {
     get_set_delete_exists(&*store).await;
@@ -17,6 +17,7 @@ pub async fn run_all(store: Arc<dyn KvBackend>) {
     list_keys_pages_through_everything(&*store).await;
     concurrent_increments_lose_nothing(store.clone()).await;
     concurrent_cas_admits_one_winner(store.clone()).await;
+    a_failing_operation_fails_alone(store.clone()).await;
 }
 
 async fn get_set_delete_exists(s: &dyn KvBackend) {
@@ -263,5 +264,50 @@ async fn concurrent_cas_admits_one_winner(s: Arc<dyn KvBackend>) {
         s.get("race", "version").await.ok(),
         Some(Some(b"80".to_vec())),
         "no lost update"
+    );
+}
+
+/// Operations that fail on their own terms, racing with ones that succeed
+/// (a store that commits several operations together must not fail or
+/// undo the batch-mates of a failed one).
+async fn a_failing_operation_fails_alone(s: Arc<dyn KvBackend>) {
+    s.set("alone", "garbage", b"not a number".to_vec())
+        .await
+        .expect("set");
+    let tasks: Vec<_> = (0..48u8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => assert!(matches!(
+                        s.increment("alone", "garbage", 1).await,
+                        Err(KvError::NotACounter { .. })
+                    )),
+                    1 => assert_eq!(
+                        s.compare_and_swap("alone", "garbage", Some(b"other".to_vec()), vec![i])
+                            .await
+                            .ok(),
+                        Some(false)
+                    ),
+                    _ => s
+                        .set("alone", &format!("kept-{i}"), vec![i])
+                        .await
+                        .expect("set beside failing operations"),
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    for i in (0..48u8).filter(|i| i % 3 == 2) {
+        assert_eq!(
+            s.get("alone", &format!("kept-{i}")).await.ok(),
+            Some(Some(vec![i]))
+        );
+    }
+    assert_eq!(
+        s.get("alone", "garbage").await.ok(),
+        Some(Some(b"not a number".to_vec()))
     );
 }

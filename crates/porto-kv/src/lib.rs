@@ -65,7 +65,7 @@ pub(crate) fn unique_suffix() -> u64 {
 }
 
 /// Why a backend operation failed. Guests see `other(<message>)`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KvError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
