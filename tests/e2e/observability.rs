@@ -114,6 +114,28 @@ fn metrics_count_known_traffic() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(kv_errors, 0.0);
+    // Every write reached the disk in some commit of the embedded store.
+    let writes: f64 = [
+        "set",
+        "delete",
+        "increment",
+        "compare_and_swap",
+        "set_many",
+        "delete_many",
+    ]
+    .iter()
+    .filter_map(|op| {
+        m.get(&format!(
+            "porto_kv_operations_total{{backend=\"embedded\",operation=\"{op}\"}}"
+        ))
+    })
+    .sum();
+    assert_eq!(value(&m, "porto_kv_commit_batch_size_sum"), writes);
+    let commits = value(&m, "porto_kv_commit_batch_size_count");
+    assert!(
+        (1.0..=writes).contains(&commits),
+        "{commits} commits of {writes} writes"
+    );
 }
 
 #[test]

@@ -79,6 +79,7 @@ pub struct Metrics {
     pub outbound: Family<OutboundLabels, Counter>,
     pub guest_failures: Family<FailureLabels, Counter>,
     pub shed: Family<ShedLabels, Counter>,
+    pub kv_commit_batch_size: Histogram,
     routes: RwLock<HashMap<String, HashSet<String>>>,
 }
 
@@ -162,6 +163,12 @@ impl Metrics {
             "Requests refused with 503 before a guest ran, by service and the limit reached",
             Family::default(),
         );
+        let kv_commit_batch_size = registered(
+            &mut registry,
+            "kv_commit_batch_size",
+            "Write operations made durable by one commit of the embedded store (group commit)",
+            Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+        );
         Self {
             registry,
             requests,
@@ -173,6 +180,7 @@ impl Metrics {
             outbound,
             guest_failures,
             shed,
+            kv_commit_batch_size,
             routes: RwLock::new(HashMap::new()),
         }
     }

@@ -15,13 +15,13 @@
 //! thread, from redb's page cache.
 
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::{ConnectError, KeyPage, KvBackend, KvError, add_to_counter};
+use crate::{CommitObserver, ConnectError, KeyPage, KvBackend, KvError, add_to_counter};
 
 /// `(bucket, key) → value`: the tuple key keeps buckets apart whatever
 /// bytes a key contains.
@@ -44,6 +44,8 @@ pub struct Embedded {
     /// To the committer; `None` once dropping.
     writes: Option<mpsc::Sender<WriteOp>>,
     committer: Option<JoinHandle<()>>,
+    /// Told each commit's size, once someone asks (`observe_commits`).
+    observer: Arc<OnceLock<CommitObserver>>,
 }
 
 impl Drop for Embedded {
@@ -90,11 +92,12 @@ impl Embedded {
         txn.commit().map_err(|e| failed(e.into()))?;
         let db = Arc::new(db);
         let (writes, queue) = mpsc::channel();
+        let observer = Arc::new(OnceLock::new());
         let committer = {
-            let db = db.clone();
+            let (db, observer) = (db.clone(), observer.clone());
             std::thread::Builder::new()
                 .name("porto-kv-commit".into())
-                .spawn(move || commit_loop(&db, &queue))
+                .spawn(move || commit_loop(&db, &queue, &observer))
                 .map_err(|source| ConnectError::DataDirectory {
                     path: dir.to_path_buf(),
                     source,
@@ -104,6 +107,7 @@ impl Embedded {
             db,
             writes: Some(writes),
             committer: Some(committer),
+            observer,
         })
     }
 
@@ -154,7 +158,11 @@ impl Embedded {
 
 /// The committer: takes what is waiting (at least one operation), applies
 /// it in one transaction, commits, answers; until the queue closes.
-fn commit_loop(db: &Database, queue: &mpsc::Receiver<WriteOp>) {
+fn commit_loop(
+    db: &Database,
+    queue: &mpsc::Receiver<WriteOp>,
+    observer: &OnceLock<CommitObserver>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -163,11 +171,15 @@ fn commit_loop(db: &Database, queue: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        commit(db, batch);
+        commit(db, batch, observer);
     }
 }
 
-fn commit(db: &Database, batch: Vec<WriteOp>) {
+/// Applies and commits `batch`, then answers every operation in it (the
+/// observer hears of a commit before anyone is answered, so a metric read
+/// after an answer includes its commit).
+fn commit(db: &Database, batch: Vec<WriteOp>, observer: &OnceLock<CommitObserver>) {
+    let size = batch.len();
     let mut answers = Vec::with_capacity(batch.len());
     let outcome = (|| {
         let txn = db.begin_write().map_err(io)?;
@@ -189,6 +201,11 @@ fn commit(db: &Database, batch: Vec<WriteOp>) {
         txn.commit().map_err(io)
     })();
     let failure = outcome.err();
+    if failure.is_none()
+        && let Some(observe) = observer.get()
+    {
+        observe(size);
+    }
     for answer in answers {
         answer(failure.as_ref());
     }
@@ -337,6 +354,10 @@ impl KvBackend for Embedded {
         })
         .await
     }
+
+    fn observe_commits(&self, observer: CommitObserver) {
+        let _ = self.observer.set(observer);
+    }
 }
 
 /// The value of `(bucket, key)` inside a write transaction.
@@ -369,5 +390,35 @@ mod tests {
         let store = Embedded::open(dir.path()).expect("reopen");
         assert_eq!(store.get("b", "k").await.ok(), Some(Some(b"kept".to_vec())));
         assert_eq!(store.increment("b", "n", 0).await.ok(), Some(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn every_write_is_in_exactly_one_observed_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Embedded::open(dir.path()).expect("open"));
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        store.observe_commits(Arc::new(move |n| {
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(n);
+            }
+        }));
+        let writers: Vec<_> = (0..64u8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.set("b", &format!("k{i}"), vec![i]).await })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("task").expect("set");
+        }
+        let sizes = sizes.lock().expect("sizes").clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 64, "{sizes:?}");
+        for i in 0..64u8 {
+            assert_eq!(
+                store.get("b", &format!("k{i}")).await.ok(),
+                Some(Some(vec![i]))
+            );
+        }
     }
 }

@@ -44,6 +44,8 @@ mod redis;
 mod spec;
 mod url;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 pub use embedded::{CACHE_BYTES as EMBEDDED_CACHE_BYTES, Embedded};
@@ -115,7 +117,15 @@ pub trait KvBackend: Send + Sync + 'static {
     ) -> Result<Vec<Option<Vec<u8>>>, KvError>;
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError>;
     async fn delete_many(&self, bucket: &str, keys: Vec<String>) -> Result<(), KvError>;
+
+    /// Registers `observer`, called with the number of write operations
+    /// each commit made durable together, by backends that group their
+    /// commits (the embedded one). Others never call it.
+    fn observe_commits(&self, _observer: CommitObserver) {}
 }
+
+/// See [`KvBackend::observe_commits`].
+pub type CommitObserver = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Adds `delta` to a counter stored as decimal text.
 pub(crate) fn add_to_counter(
