@@ -21,6 +21,18 @@ fn create_user(gateway: &Client, name: &str, email: &str) -> u64 {
     reply.json()["id"].as_u64().expect("id")
 }
 
+/// An order for `user` of the most items the API allows, each with a
+/// 64-byte SKU (60 × `letter` and its number).
+fn order_of_100_items(user: u64, letter: char, quantity: u32, unit_price_cents: u64) -> Value {
+    let items: Vec<Value> = (0..100)
+        .map(|i| {
+            let sku = format!("{}{i:04}", letter.to_string().repeat(60));
+            json!({"sku": sku, "quantity": quantity, "unit_price_cents": unit_price_cents})
+        })
+        .collect();
+    json!({"user_id": user, "items": items})
+}
+
 #[test]
 fn slow_uploads_do_not_starve_fast_requests() {
     let porto = Porto::start_default();
@@ -70,10 +82,7 @@ fn the_largest_composed_read_is_served_within_the_memory_limit() {
     let user = create_user(&gateway, "Big Buyer", "big.buyer@x.example");
     // The API's largest order: 100 items with 64-byte SKUs and the largest
     // quantity and price; the README promises up to 1,000 of them.
-    let items: Vec<Value> = (0..100)
-        .map(|i| json!({"sku": format!("{}{i:04}", "S".repeat(60)), "quantity": 10_000, "unit_price_cents": 1_000_000_000u64}))
-        .collect();
-    let order = json!({"user_id": user, "items": items});
+    let order = order_of_100_items(user, 'S', 10_000, 1_000_000_000);
     thread::scope(|scope| {
         for _ in 0..8 {
             let (gateway, order) = (gateway.clone(), &order);
@@ -331,10 +340,7 @@ fn memory_settles_to_a_stated_ceiling_after_bursts() {
         );
     }
     let idle = resident_mib(porto.pid());
-    let items: Vec<Value> = (0..100)
-        .map(|i| json!({"sku": format!("{}{i:04}", "M".repeat(60)), "quantity": 1, "unit_price_cents": 1}))
-        .collect();
-    let order = json!({"user_id": user, "items": items});
+    let order = order_of_100_items(user, 'M', 1, 1);
     let address = porto
         .url("api-gateway")
         .trim_start_matches("http://")

@@ -93,16 +93,42 @@ impl Failure {
         }
     }
 
-    /// The response, with the headers its status calls for: `Retry-After`
-    /// on 503, and on 413 and 408 `Connection: close`, since the rest of
-    /// the body is never read.
-    pub fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
-        let mut response = error_response(self.status, self.code, self.message, request_id);
-        let extra = match self.status {
+    /// A head hyper could not parse as HTTP/1.1.
+    pub fn unparsable() -> Self {
+        Self {
+            status: 400,
+            code: "bad_request",
+            message: "The request could not be parsed as HTTP/1.1.",
+            log: "request head not parsable".into(),
+            shed: None,
+        }
+    }
+
+    pub fn uri_too_long() -> Self {
+        Self {
+            status: 414,
+            code: "uri_too_long",
+            message: "The request target is too long.",
+            log: "request target too long".into(),
+            shed: None,
+        }
+    }
+
+    /// The header its status calls for: `Retry-After` on 503, and on 413
+    /// and 408 `Connection: close`, since the rest of the body is never
+    /// read.
+    pub fn status_header(&self) -> Option<(http::HeaderName, &'static str)> {
+        match self.status {
             503 => Some((http::header::RETRY_AFTER, "1")),
             413 | 408 => Some((http::header::CONNECTION, "close")),
             _ => None,
-        };
+        }
+    }
+
+    /// The response, with the header its status calls for.
+    pub fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+        let extra = self.status_header();
+        let mut response = error_response(self.status, self.code, self.message, request_id);
         if let Some((name, value)) = extra {
             response
                 .headers_mut()
@@ -112,6 +138,17 @@ impl Failure {
     }
 }
 
+/// The body of porto's JSON errors, in the services' envelope: a 5xx names
+/// only the request id to quote.
+pub(crate) fn envelope(status: u16, code: &str, message: &str, request_id: &str) -> String {
+    if status >= 500 {
+        serde_json::json!({ "error": { "code": code, "message": message, "details": { "request_id": request_id } } })
+    } else {
+        serde_json::json!({ "error": { "code": code, "message": message } })
+    }
+    .to_string()
+}
+
 /// porto's own JSON error, in the services' envelope.
 pub(crate) fn error_response(
     status: u16,
@@ -119,12 +156,7 @@ pub(crate) fn error_response(
     message: &str,
     request_id: &str,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let body = if status >= 500 {
-        serde_json::json!({ "error": { "code": code, "message": message, "details": { "request_id": request_id } } })
-    } else {
-        serde_json::json!({ "error": { "code": code, "message": message } })
-    }
-    .to_string();
+    let body = envelope(status, code, message, request_id);
     let mut response = hyper::Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})

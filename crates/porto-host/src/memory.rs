@@ -25,13 +25,7 @@ pub(crate) fn spawn_trimmer(runtime: Arc<Runtime>) {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return;
     }
-    let served = move || -> u64 {
-        runtime
-            .services()
-            .iter()
-            .map(|s| s.stats.snapshot().served)
-            .sum()
-    };
+    let served = move || -> u64 { runtime.services().iter().map(|s| s.stats.served()).sum() };
     let spawned = std::thread::Builder::new()
         .name("porto-trim".into())
         .spawn(move || {

@@ -18,6 +18,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::failure::{Failure, envelope};
 use crate::request_ids;
 
 /// Longest head hyper writes for its own answers; anything longer is a
@@ -177,52 +178,39 @@ fn enveloped(written: &[u8]) -> Option<Vec<u8>> {
             date = Some(value.trim());
         }
     }
-    Some(refusal(status, date))
+    let failure = match status {
+        431 => Failure::headers_too_large(),
+        414 => Failure::uri_too_long(),
+        _ => Failure {
+            status,
+            ..Failure::unparsable()
+        },
+    };
+    Some(refusal(&failure, date))
 }
 
-/// A whole HTTP/1.1 answer in the envelope, closing the connection.
-pub(crate) fn refusal(status: u16, date: Option<&str>) -> Vec<u8> {
-    let (reason, code, message) = match status {
-        431 => (
-            "Request Header Fields Too Large",
-            "headers_too_large",
-            "The request headers are too large.",
-        ),
-        414 => (
-            "URI Too Long",
-            "uri_too_long",
-            "The request target is too long.",
-        ),
-        503 => (
-            "Service Unavailable",
-            "overloaded",
-            "The service is at capacity; retry shortly.",
-        ),
-        _ => (
-            "Bad Request",
-            "bad_request",
-            "The request could not be parsed as HTTP/1.1.",
-        ),
-    };
+/// `failure` as a whole HTTP/1.1 answer in the envelope, with the header
+/// its status calls for, closing the connection.
+pub(crate) fn refusal(failure: &Failure, date: Option<&str>) -> Vec<u8> {
     let request_id = request_ids::generate();
-    let body = if status >= 500 {
-        serde_json::json!({ "error": { "code": code, "message": message, "details": { "request_id": request_id } } })
-    } else {
-        serde_json::json!({ "error": { "code": code, "message": message } })
-    }
-    .to_string();
+    let body = envelope(failure.status, failure.code, failure.message, &request_id);
+    let reason = http::StatusCode::from_u16(failure.status)
+        .ok()
+        .and_then(|status| status.canonical_reason())
+        .unwrap_or("Error");
     let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n{}: {request_id}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\n{}: {request_id}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        failure.status,
         request_id::HEADER,
         body.len()
     );
-    if status == 503 {
-        head.push_str("retry-after: 1\r\n");
+    if let Some((name, value)) = failure.status_header()
+        && name != http::header::CONNECTION
+    {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if let Some(date) = date {
-        head.push_str("date: ");
-        head.push_str(date);
-        head.push_str("\r\n");
+        head.push_str(&format!("date: {date}\r\n"));
     }
     head.push_str("\r\n");
     let mut answer = head.into_bytes();

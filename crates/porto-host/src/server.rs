@@ -17,6 +17,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use crate::failure::Failure;
 use crate::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNECTIONS};
 use crate::parse_errors::{self, Enveloped};
 use crate::runtime::Runtime;
@@ -173,7 +174,8 @@ pub(crate) async fn serve(
                     runtime.refuse_connection(&service);
                     // Best effort and never waiting: the socket buffer of a
                     // new connection has room for this.
-                    let _ = stream.try_write(&parse_errors::refusal(503, None));
+                    let refusal = Failure::overloaded("connections", "at the connection limit".into());
+                    let _ = stream.try_write(&parse_errors::refusal(&refusal, None));
                     let _ = stream.into_std().map(|s| s.shutdown(std::net::Shutdown::Both));
                     continue;
                 };

@@ -52,6 +52,11 @@ impl ServiceStats {
         }
     }
 
+    /// Requests answered so far; cheap, unlike a [`Snapshot`].
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let served = self.served.load(Ordering::Relaxed);
         let server_errors = self.server_errors.load(Ordering::Relaxed);

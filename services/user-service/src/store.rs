@@ -176,11 +176,9 @@ impl Users {
             email: input.email.into_inner(),
             created_at: clock::now_rfc3339(),
         };
-        let record = Record::Live(user);
-        self.bucket.put(&user_key(id), &record)?;
-        record
-            .live()
-            .ok_or_else(|| ApiError::internal("A new user read as deleted."))
+        self.bucket
+            .put(&user_key(id), &Record::Live(user.clone()))?;
+        Ok(user)
     }
 
     pub fn update(&self, id: u64, patch: ValidPatch) -> Result<User, ApiError> {
