@@ -18,6 +18,7 @@ pub async fn run_all(store: Arc<dyn KvBackend>) {
     concurrent_increments_lose_nothing(store.clone()).await;
     concurrent_cas_admits_one_winner(store.clone()).await;
     a_failing_operation_fails_alone(store.clone()).await;
+    increments_and_cas_races_interleave(store.clone()).await;
 }
 
 async fn get_set_delete_exists(s: &dyn KvBackend) {
@@ -309,5 +310,61 @@ async fn a_failing_operation_fails_alone(s: Arc<dyn KvBackend>) {
     assert_eq!(
         s.get("alone", "garbage").await.ok(),
         Some(Some(b"not a number".to_vec()))
+    );
+}
+
+/// Increments and CAS races on the same keys at once, as concurrent
+/// creates make them (an id counter and address claims): a store that
+/// batches writes must keep both linearisable together.
+async fn increments_and_cas_races_interleave(s: Arc<dyn KvBackend>) {
+    const TASKS: u8 = 24;
+    const RACES: u8 = 10;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut won = Vec::new();
+                for race in 0..RACES {
+                    s.increment("mixed", "counter", 1).await.expect("increment");
+                    let claim = format!("claim-{race}");
+                    if s.compare_and_swap("mixed", &claim, None, vec![task])
+                        .await
+                        .expect("cas")
+                    {
+                        won.push(race);
+                    }
+                    s.increment("mixed", &format!("seen-{race}"), 1)
+                        .await
+                        .expect("increment");
+                }
+                (task, won)
+            })
+        })
+        .collect();
+    let mut winners = std::collections::BTreeMap::new();
+    for t in tasks {
+        let (task, won) = t.await.expect("task");
+        for race in won {
+            assert!(
+                winners.insert(race, task).is_none(),
+                "two winners of race {race}"
+            );
+        }
+    }
+    assert_eq!(winners.len(), usize::from(RACES), "a race without a winner");
+    for (race, task) in winners {
+        assert_eq!(
+            s.get("mixed", &format!("claim-{race}")).await.ok(),
+            Some(Some(vec![task])),
+            "race {race} stored another value than its winner's"
+        );
+        assert_eq!(
+            s.increment("mixed", &format!("seen-{race}"), 0).await.ok(),
+            Some(i64::from(TASKS))
+        );
+    }
+    assert_eq!(
+        s.increment("mixed", "counter", 0).await.ok(),
+        Some(i64::from(TASKS) * i64::from(RACES))
     );
 }

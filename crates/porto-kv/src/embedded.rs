@@ -284,6 +284,16 @@ impl KvBackend for Embedded {
 
     async fn increment(&self, bucket: &str, key: &str, delta: i64) -> Result<i64, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
+        if delta == 0 {
+            // Adding nothing to an existing counter changes nothing, so it is
+            // a read: guests read counters this way (listings ask for the
+            // highest id), and a commit per listing would put every read
+            // of a page behind the writes. What the read sees was committed,
+            // so it is durable; an absent counter is created, as before.
+            if let Some(current) = self.get(&bucket, &key).await? {
+                return add_to_counter(&key, Some(&current), 0);
+            }
+        }
         self.write(move |t| {
             let current = value_in(t, &bucket, &key)?;
             let next = add_to_counter(&key, current.as_deref(), delta)?;
@@ -420,5 +430,29 @@ mod tests {
                 Some(Some(vec![i]))
             );
         }
+    }
+
+    #[tokio::test]
+    async fn reading_a_counter_commits_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Embedded::open(dir.path()).expect("open");
+        let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = commits.clone();
+        store.observe_commits(Arc::new(move |_| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let commits = || commits.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(store.increment("b", "n", 5).await.ok(), Some(5));
+        assert_eq!(commits(), 1);
+        assert_eq!(store.increment("b", "n", 0).await.ok(), Some(5));
+        assert_eq!(commits(), 1, "adding 0 to a counter wrote");
+        // An absent counter is still created, and garbage still refused.
+        assert_eq!(store.increment("b", "fresh", 0).await.ok(), Some(0));
+        assert_eq!(store.exists("b", "fresh").await.ok(), Some(true));
+        store.set("b", "text", b"x".to_vec()).await.expect("set");
+        assert!(matches!(
+            store.increment("b", "text", 0).await,
+            Err(KvError::NotACounter { .. })
+        ));
     }
 }
