@@ -72,15 +72,11 @@ async fn create(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     }
     let outcome = async {
         ensure_user_exists(valid.user_id, &req.request_id).await?;
-        orders.create(valid)
+        orders.create(valid, key.map(|key| (key, &input)))
     }
     .await;
     match (outcome, key) {
-        (Ok(order), Some(key)) => {
-            orders.finish(key, &input, &order)?;
-            Ok(created(&order))
-        }
-        (Ok(order), None) => Ok(created(&order)),
+        (Ok(order), _) => Ok(created(&order)),
         (Err(e), Some(key)) => {
             orders.abandon(key)?;
             Err(e)

@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `order:{id}` | the [`Order`] |
 //! | `seq:order` | counter for ids |
-//! | `user-orders:{user_id}` | ascending ids of that user's orders |
+//! | `user-orders:{user_id}` | ascending ids of that user's orders (an id whose create died may have no order) |
 //! | `idem:{key}` | [`Idempotency`]: the request a key was first used with, and its outcome |
 //!
 //! An idempotency key is claimed with create-if-absent before anything is
@@ -12,7 +12,7 @@
 //! the other sees `pending` (409, retry) or the stored response (replay).
 
 use serde::{Deserialize, Serialize};
-use service_kit::kv::{Bucket, Update};
+use service_kit::kv::{Bucket, Update, Writes};
 use service_kit::pagination::{PageRequest, collect_page};
 use service_kit::{ApiError, clock};
 
@@ -35,7 +35,7 @@ pub enum Idempotency {
 /// What a request with an idempotency key should do.
 #[derive(Debug, PartialEq)]
 pub enum Claim {
-    /// The key is ours: create the order, then [`Orders::finish`].
+    /// The key is ours: create the order, passing the key to [`Orders::create`].
     Fresh,
     /// The key was used before with this very request: answer with this.
     Replay(Box<Order>),
@@ -87,7 +87,20 @@ impl Orders {
             .ok_or_else(|| not_found(id))
     }
 
-    pub fn create(&self, input: ValidOrder) -> Result<Order, ApiError> {
+    /// Creates the order; with an idempotency key, records the outcome
+    /// for replays in the same write as the order itself.
+    ///
+    /// The id goes into the user's index before the order is written: a
+    /// create that dies between leaves an id without an order, which
+    /// listings skip, but never an order its user's listing misses. The
+    /// order and its idempotency outcome are one `set-many`, so a replay
+    /// never finds the order made and the key still pending, and a keyed
+    /// create waits for four commits, not five.
+    pub fn create(
+        &self,
+        input: ValidOrder,
+        idempotency: Option<(&str, &CreateOrder)>,
+    ) -> Result<Order, ApiError> {
         let id = u64::try_from(self.bucket.increment(SEQ_KEY, 1)?)
             .map_err(|_| ApiError::internal("The id counter is corrupt."))?;
         let now = clock::now_rfc3339();
@@ -100,7 +113,6 @@ impl Orders {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.bucket.put(&order_key(id), &order)?;
         self.bucket
             .update(&user_orders_key(order.user_id), |ids: Option<Vec<u64>>| {
                 let mut ids = ids.unwrap_or_default();
@@ -109,6 +121,17 @@ impl Orders {
                 }
                 Ok(Update::Put(ids, ()))
             })?;
+        let mut writes = Writes::default().put(order_key(id), &order)?;
+        if let Some((key, request)) = idempotency {
+            writes = writes.put(
+                idempotency_key(key),
+                &Idempotency::Done {
+                    request: request.clone(),
+                    order: order.clone(),
+                },
+            )?;
+        }
+        self.bucket.write(writes)?;
         Ok(order)
     }
 
@@ -188,17 +211,6 @@ impl Orders {
                         .with_header("retry-after", "1"))
                     }
                 }
-            },
-        )
-    }
-
-    /// Records the outcome so repeats replay it.
-    pub fn finish(&self, key: &str, request: &CreateOrder, order: &Order) -> Result<(), ApiError> {
-        self.bucket.put(
-            &idempotency_key(key),
-            &Idempotency::Done {
-                request: request.clone(),
-                order: order.clone(),
             },
         )
     }
