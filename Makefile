@@ -38,9 +38,11 @@ images: setup
 ## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak.
 test: setup test-tools lint unit sizes api-fuzz soak-ci
 
-## Debian packages the tests use (docker-registry, wrk, chromium), if missing.
+## Debian packages the tests use (docker-registry, wrk, chromium, containerd…),
+## and Redis and PostgreSQL on loopback, installed and started if missing.
 test-tools:
 	scripts/install-test-tools
+	scripts/backing-services
 
 lint: test-tools
 	$(CARGO) fmt --all -- --check

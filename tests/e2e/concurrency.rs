@@ -132,6 +132,11 @@ fn a_thousand_requests_in_flight_each_get_an_instance() {
         fixtures()["slow"].display()
     ))
     .expect("yaml");
+    // A socket per request in this process too, past the common soft
+    // limit of 1,024 descriptors.
+    let wanted = IN_FLIGHT as u64 + 512;
+    let limit = rlimit::increase_nofile_limit(wanted).expect("raise the descriptor limit");
+    assert!(limit >= wanted, "only {limit} file descriptors allowed");
     let porto = Porto::start(&compose);
     let address = porto.url("slow").trim_start_matches("http://").to_string();
     let started = Instant::now();

@@ -46,13 +46,41 @@ fn client(porto: &Porto, name: &str) -> Client {
     Client::new(porto.url(name))
 }
 
+/// Waits (up to 10 s) until `service` has `count` requests inside guests,
+/// as porto's `/status` reports them.
+fn wait_for_in_flight(porto: &Porto, service: &str, count: usize) {
+    let admin = client(porto, "admin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = admin.get("/status").json();
+        let in_flight = status["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == service)
+            .and_then(|s| s["in_flight"].as_u64())
+            .unwrap_or(0);
+        if in_flight >= count as u64 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{service}: {in_flight} of {count} requests in flight after 10 s"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
     let porto = fixture_stack();
     let spin = client(&porto, "spin");
     let ok = client(&porto, "ok");
+    // One more looping guest than porto has workers, so whichever worker
+    // the control request lands on is busy with one.
+    let spinners = thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     thread::scope(|scope| {
-        let spinning: Vec<_> = (0..2)
+        let spinning: Vec<_> = (0..spinners)
             .map(|_| {
                 let spin = spin.clone();
                 scope.spawn(move || {
@@ -61,9 +89,9 @@ fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
                 })
             })
             .collect();
-        // Both cores are busy with looping guests; the control must still be
-        // served, not queued behind them until they time out.
-        thread::sleep(Duration::from_millis(50));
+        // Every worker is busy with a looping guest; the control must still
+        // be served, not queued behind them until they time out.
+        wait_for_in_flight(&porto, "spin", spinners);
         assert_eq!(ok.get("/").status, 200);
         let control_done = Instant::now();
         for handle in spinning {
@@ -169,9 +197,9 @@ fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
                 scope.spawn(move || sleep.get("/"))
             })
             .collect();
-        // Give both a moment to take the two slots; the rest find none
-        // free within their wait, as the two run to their timeout.
-        thread::sleep(Duration::from_millis(300));
+        // Once both hold the two slots, the rest find none free within
+        // their wait, as the two run to their timeout.
+        wait_for_in_flight(&porto, "sleep", 2);
         let refused: Vec<_> = (0..REFUSED)
             .map(|_| {
                 let sleep = sleep.clone();
@@ -284,10 +312,10 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
         let in_flight: Vec<_> = (0..3)
             .map(|_| {
                 let slow = slow.clone();
-                scope.spawn(move || slow.get("/"))
+                scope.spawn(move || slow.get("/?ms=800"))
             })
             .collect();
-        thread::sleep(Duration::from_millis(100));
+        wait_for_in_flight(&porto, "slow", 3);
         let status = porto.stop();
         assert!(status.success(), "exit status {status:?}");
         for handle in in_flight {
