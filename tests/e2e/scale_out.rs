@@ -171,6 +171,18 @@ impl OwnRedis {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a server that keeps its
+    /// connections and accepts new ones, but answers nothing.
+    fn freeze(&self, frozen: bool) {
+        let child = self.child.as_ref().expect("running");
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -232,4 +244,41 @@ fn store_outage_is_a_fast_503_and_service_resumes() {
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(users.get("/healthz").status, 200);
+}
+
+/// A store that accepts and never answers, which a refused connection does
+/// not exercise: the request is 503 within the 2 s every key-value
+/// operation is allowed (README), not hung until the request timeout, and
+/// service resumes when the store does. (With Redis, the client library's
+/// own timeouts end the wait first, at about 1.5 s.)
+#[test]
+fn a_store_that_never_answers_is_a_503_by_the_deadline() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let redis = OwnRedis::start();
+    let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
+    let users = Client::new(porto.url("user-service"));
+    assert_eq!(users.get("/users/1").status, 200);
+
+    redis.freeze(true);
+    let started = Instant::now();
+    let stuck = users.get("/users/1");
+    let waited = started.elapsed();
+    redis.freeze(false);
+    assert_eq!(
+        (stuck.status, stuck.error_code().as_str()),
+        (503, "store_unavailable"),
+        "{}",
+        stuck.body
+    );
+    // Only a timeout ends a wait on a frozen server.
+    assert!(
+        waited <= DEADLINE + Duration::from_millis(500),
+        "answered after {waited:?}, past the {DEADLINE:?} deadline"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while users.get("/users/1").status != 200 {
+        assert!(Instant::now() < deadline, "service did not resume");
+        thread::sleep(Duration::from_millis(100));
+    }
 }
