@@ -121,6 +121,47 @@ fn api_keys_guard_writes() {
         Some(&body),
     );
     assert_eq!(ok.status, 201, "{}", ok.body);
+    let path = format!("/api/users/{}", ok.json()["id"]);
+
+    // Every other write is guarded too, and a refused one changes nothing.
+    let rename = json!({"name": "Renamed"}).to_string();
+    let refused = [
+        api.send("PATCH", &path, &[json_type], Some(&rename)),
+        api.send("DELETE", &path, &[("authorization", "Bearer gamma")], None),
+        api.send(
+            "POST",
+            "/api/orders",
+            &[json_type],
+            Some(&json!({"user_id": 1, "items": [{"sku": "KEY-1", "quantity": 1, "unit_price_cents": 1}]}).to_string()),
+        ),
+        api.send("PATCH", "/api/orders/1", &[json_type], Some(&json!({"status": "paid"}).to_string())),
+    ];
+    for reply in refused {
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (401, "unauthorized"),
+            "{}",
+            reply.body
+        );
+    }
+    assert_eq!(
+        api.get(&path).json()["name"],
+        "Kay",
+        "a refused PATCH changed the user"
+    );
+    assert_eq!(
+        api.get("/api/orders?limit=1").json()["items"],
+        json!([]),
+        "a refused POST made an order"
+    );
+    let auth = ("authorization", "Bearer alpha");
+    assert_eq!(
+        api.send("PATCH", &path, &[json_type, auth], Some(&rename))
+            .status,
+        200
+    );
+    assert_eq!(api.send("DELETE", &path, &[auth], None).status, 204);
+    assert_eq!(api.get(&path).status, 404);
 }
 
 #[test]
