@@ -125,6 +125,43 @@ fn unbounded_allocation_traps_with_500() {
     assert_eq!(client(&porto, "ok").get("/").status, 200);
 }
 
+/// Each service gets its own `max_memory_mib`, and one without it the
+/// documented default (128 MiB): the same component holding a fixed
+/// amount succeeds under a limit above it and traps under one below.
+#[test]
+fn memory_limits_are_per_service_with_a_128_mib_default() {
+    let hog = fixtures()["hog"].display().to_string();
+    let service = |limit: &str| {
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!(
+            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{hog}'{limit}}}}}"
+        ))
+        .expect("yaml")
+    };
+    let mut services = serde_yaml_ng::Mapping::new();
+    services.insert("small".into(), service(", max_memory_mib: 24"));
+    services.insert("large".into(), service(", max_memory_mib: 64"));
+    services.insert("default".into(), service(""));
+    let mut compose = serde_yaml_ng::Mapping::new();
+    compose.insert("services".into(), services.into());
+    let porto = Porto::start(&compose.into());
+    for (service, mib, fits) in [
+        ("small", 8, true),
+        ("small", 40, false),
+        ("large", 40, true),
+        ("large", 80, false),
+        ("default", 100, true),
+        ("default", 140, false),
+    ] {
+        let reply = client(&porto, service).get(&format!("/?mib={mib}"));
+        let expected = if fits { 200 } else { 500 };
+        assert_eq!(
+            reply.status, expected,
+            "{service} holding {mib} MiB: {}",
+            reply.body
+        );
+    }
+}
+
 #[test]
 fn traps_and_panics_are_500_json() {
     let porto = fixture_stack();
