@@ -2,15 +2,16 @@
 //! no acknowledged write, never hands out an id or an address twice, and
 //! keeps every acknowledged idempotency key replaying its first answer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Client, Porto};
+use crate::harness::{Client, Porto, stack};
 
 const ROUNDS: u64 = 4;
 /// Enough writers that commits carry several writes each (group commit).
@@ -218,4 +219,131 @@ fn list_all(api: &Client, path: &str) -> Vec<Value> {
             None => return all,
         }
     }
+}
+
+/// The order behind "an acknowledged write survives kill -9": each 201 is
+/// written to its socket only after an fsync of the store that follows the
+/// request's writes. Killing porto leaves the page cache intact, so the
+/// kill rounds above would pass without any fsync; the system calls show
+/// the order itself. porto runs under `strace -f`, a client creates users
+/// one after another, and in the trace every `HTTP/1.1 201` written to a
+/// socket finds no write to `kv.redb` since the last fdatasync of it, and
+/// at least one fdatasync since the previous 201.
+#[test]
+fn every_201_is_written_after_the_fsync_of_its_writes() {
+    const CREATES: usize = 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("strace.log");
+    let porto = Porto::start(&stack());
+    let users = Client::new(porto.url("user-service"));
+    assert_eq!(users.get("/users/1").status, 200, "seeded");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-s", "32", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=pwrite64,pwritev,write,writev,sendto,sendmsg,fdatasync,fsync",
+            "-p",
+            &porto.pid().to_string(),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace (Debian package strace) must be installed");
+    // Attached once a create's commit shows in the trace.
+    let create = |n: usize| {
+        let body = json!({"name": "Synced", "email": format!("synced{n}@example.com")}).to_string();
+        let reply = users.send(
+            "POST",
+            "/users",
+            &[("content-type", "application/json")],
+            Some(&body),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut warm_up = 0;
+    while !std::fs::read_to_string(&trace)
+        .unwrap_or_default()
+        .contains("kv.redb>")
+    {
+        assert!(Instant::now() < deadline, "strace never attached to porto");
+        create(1000 + warm_up);
+        warm_up += 1;
+    }
+    for n in 0..CREATES {
+        create(n);
+    }
+    let interrupted = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    strace.wait().expect("strace");
+
+    let responses = responses_and_syncs(&std::fs::read_to_string(&trace).expect("trace"));
+    assert!(
+        responses.len() > CREATES,
+        "{} responses with 201 in the trace",
+        responses.len()
+    );
+    for (n, response) in responses.iter().enumerate() {
+        assert!(
+            !response.unsynced_store_writes,
+            "201 number {n} was sent with writes to the store not yet fsynced"
+        );
+        assert!(
+            n == 0 || response.syncs_since_previous > 0,
+            "201 number {n} was sent with no fsync of the store since the previous one"
+        );
+    }
+}
+
+/// A `201` response as the trace shows it being written.
+struct TracedResponse {
+    unsynced_store_writes: bool,
+    syncs_since_previous: usize,
+}
+
+/// Walks an `strace -f -y` log in completion order (a call split by
+/// another thread's is whole at its `resumed` line).
+fn responses_and_syncs(trace: &str) -> Vec<TracedResponse> {
+    let mut unfinished: HashMap<&str, &str> = HashMap::new();
+    let (mut dirty, mut syncs) = (false, 0);
+    let mut responses = Vec::new();
+    for line in trace.lines() {
+        let Some((pid, call)) = line.trim_start().split_once(char::is_whitespace) else {
+            continue;
+        };
+        let call = call.trim_start();
+        if call.ends_with("<unfinished ...>") {
+            unfinished.insert(pid, call);
+            continue;
+        }
+        let (start, result) = if call.starts_with("<...") {
+            (unfinished.remove(pid).unwrap_or_default(), call)
+        } else {
+            (call, call)
+        };
+        let name = start.split('(').next().unwrap_or_default();
+        let on_store = start.contains("kv.redb>");
+        let succeeded = !result.contains("= -1");
+        match name {
+            "fdatasync" | "fsync" if on_store && succeeded => {
+                dirty = false;
+                syncs += 1;
+            }
+            "pwrite64" | "pwritev" | "write" | "writev" if on_store => dirty = true,
+            "write" | "writev" | "sendto" | "sendmsg"
+                if start.contains("socket:") && start.contains("HTTP/1.1 201") =>
+            {
+                responses.push(TracedResponse {
+                    unsynced_store_writes: dirty,
+                    syncs_since_previous: syncs,
+                });
+                syncs = 0;
+            }
+            _ => {}
+        }
+    }
+    responses
 }
