@@ -89,6 +89,15 @@ fn calls_outside_depends_on_are_refused() {
         "{}",
         r.body
     );
+    // Refused by porto, not failed on the way: counted as denied.
+    let metrics = crate::harness::Client::new(porto.url("admin"))
+        .get("/metrics")
+        .body;
+    let denied = "porto_outbound_requests_total{service=\"order-service\",target=\"user-service\",outcome=\"denied\"} 1";
+    assert!(
+        metrics.lines().any(|line| line == denied),
+        "no {denied} in\n{metrics}"
+    );
 }
 
 #[test]
@@ -164,13 +173,54 @@ fn api_keys_guard_writes() {
     assert_eq!(api.get(&path).status, 404);
 }
 
+/// Beside the real stack, a service allowed only `users` asks for the
+/// order-service's bucket: porto refuses that open with `access-denied`
+/// (logged by name), and still lets it use its own.
+#[test]
+fn a_service_cannot_open_another_services_bucket() {
+    let mut compose = stack();
+    let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+        "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', buckets: [users]}}}}",
+        crate::harness::fixtures()["buckets"].display()
+    ))
+    .expect("yaml");
+    compose["services"]["probe"] = probe;
+    let porto = Porto::start_logging(&compose, &[]);
+    let probe = crate::harness::Client::new(porto.url("probe"));
+    let own = probe.get("/?bucket=users");
+    assert_eq!(own.status, 200, "{}", own.body);
+
+    let other = probe.get("/?bucket=orders");
+    assert_eq!(
+        (other.status, other.error_code().as_str()),
+        (500, "internal_error"),
+        "{}",
+        other.body
+    );
+    // Denied as such (not any failure): porto says so, and the guest was
+    // told `access-denied`, which service-kit names in its own output.
+    let log = porto.log();
+    assert!(
+        log.lines().any(|l| l.contains("bucket access denied")
+            && l.contains("service=probe")
+            && l.contains("bucket=orders")),
+        "{log}"
+    );
+    assert!(
+        log.contains("bucket orders: access denied by the host"),
+        "{log}"
+    );
+    // The orders bucket is as the order-service left it: it still works.
+    assert_eq!(porto.gateway().get("/api/orders?limit=1").status, 200);
+}
+
 #[test]
 fn buckets_outside_the_allow_list_are_denied() {
     // user-service configured with another service's bucket only.
     let mut compose = stack();
     compose["services"]["user-service"]["x-porto"]["buckets"] =
         serde_yaml_ng::Value::Sequence(vec!["orders".into()]);
-    let porto = Porto::start(&compose);
+    let porto = Porto::start_logging(&compose, &[]);
     let users = crate::harness::Client::new(porto.url("user-service"));
     let r = users.get("/users/1");
     assert_eq!(
@@ -180,4 +230,9 @@ fn buckets_outside_the_allow_list_are_denied() {
         r.body
     );
     assert_eq!(users.get("/healthz").status, 500);
+    let log = porto.log();
+    assert!(
+        log.contains("bucket users: access denied by the host"),
+        "{log}"
+    );
 }
