@@ -353,21 +353,31 @@ impl Porto {
 
     /// SIGTERM, then wait for exit. The data directory stays until drop.
     pub fn stop(&mut self) -> ExitStatus {
+        self.terminate();
+        self.wait_exit(Duration::from_secs(30))
+            .expect("porto did not exit after SIGTERM")
+    }
+
+    /// Sends SIGTERM and returns at once (porto drains meanwhile).
+    pub fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
+    }
+
+    /// How porto exited, if it did within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
+                return Some(status);
             }
-            assert!(
-                Instant::now() < deadline,
-                "porto did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }

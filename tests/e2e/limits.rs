@@ -349,11 +349,27 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
         let in_flight: Vec<_> = (0..3)
             .map(|_| {
                 let slow = slow.clone();
-                scope.spawn(move || slow.get("/?ms=800"))
+                scope.spawn(move || slow.get("/?ms=1000"))
             })
             .collect();
         wait_for_in_flight(&porto, "slow", 3);
-        let status = porto.stop();
+        porto.terminate();
+        // While those finish, nobody new gets in.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while std::net::TcpStream::connect(&address).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "still accepting connections 500 ms into the drain"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            in_flight.iter().all(|h| !h.is_finished()),
+            "the in-flight requests ended before the listener closed"
+        );
+        let status = porto
+            .wait_exit(Duration::from_secs(30))
+            .expect("porto did not exit after SIGTERM");
         assert!(status.success(), "exit status {status:?}");
         for handle in in_flight {
             let reply = handle.join().expect("thread");
@@ -364,8 +380,36 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
             );
         }
     });
-    assert!(
-        std::net::TcpStream::connect(&address).is_err(),
-        "still accepting after shutdown"
-    );
+}
+
+/// `--drain-timeout`: a request that outstays it is cut off and porto
+/// exits at the timeout, not when the request would have finished.
+#[test]
+fn the_drain_timeout_cuts_off_a_request_that_overstays() {
+    let slow = fixtures()["slow"].display().to_string();
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{slow}', request_timeout_ms: 30000}}}}}}"
+    ))
+    .expect("yaml");
+    let mut porto = Porto::start_with_flags(&compose, &["--drain-timeout", "1"]);
+    let client = client(&porto, "slow");
+    thread::scope(|scope| {
+        let overstaying = scope.spawn(move || client.try_send("GET", "/?ms=20000", &[], None));
+        wait_for_in_flight(&porto, "slow", 1);
+        let asked = Instant::now();
+        porto.terminate();
+        let status = porto
+            .wait_exit(Duration::from_secs(10))
+            .expect("porto did not exit at its drain timeout");
+        let took = asked.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "exited {took:?} after SIGTERM with a 1 s drain timeout"
+        );
+        assert!(status.success(), "exit status {status:?}");
+        match overstaying.join().expect("thread") {
+            Ok(reply) => assert_ne!(reply.status, 200, "{}", reply.body),
+            Err(closed) => eprintln!("overstaying request cut off: {closed}"),
+        }
+    });
 }
