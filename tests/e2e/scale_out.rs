@@ -4,8 +4,11 @@
 //! namespace of its own.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -274,6 +277,98 @@ fn a_store_that_never_answers_is_a_503_by_the_deadline() {
     assert!(
         waited <= DEADLINE + Duration::from_millis(500),
         "answered after {waited:?}, past the {DEADLINE:?} deadline"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while users.get("/users/1").status != 200 {
+        assert!(Instant::now() < deadline, "service did not resume");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A TCP relay to PostgreSQL that can stop passing bytes on while keeping
+/// every connection open: a server that has stopped answering, for a
+/// client library with no timeouts of its own (tokio-postgres), so what
+/// ends the wait is porto's deadline.
+struct FreezableRelay {
+    port: u16,
+    frozen: Arc<AtomicBool>,
+}
+
+impl FreezableRelay {
+    fn to(upstream: &'static str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let relay_frozen = frozen.clone();
+        thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let frozen = relay_frozen.clone();
+                    thread::spawn(move || pass_on(from, to, &frozen));
+                }
+            }
+        });
+        Self { port, frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::SeqCst);
+    }
+}
+
+fn pass_on(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool) {
+    let mut buffer = [0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer) {
+        while frozen.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if to.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// porto's own deadline on a key-value operation (2 s, README): against a
+/// PostgreSQL that stops answering mid-connection, a request is 503
+/// `store_unavailable` at the deadline, not held until its 30 s timeout,
+/// and service resumes once the server answers again.
+#[test]
+fn porto_gives_a_silent_store_2_s_per_operation() {
+    const DEADLINE: Duration = Duration::from_secs(2);
+    let relay = FreezableRelay::to("127.0.0.1:5432");
+    let porto = Porto::start_with_kv(&format!(
+        "postgres://postgres@127.0.0.1:{}/test?namespace={}",
+        relay.port,
+        namespace()
+    ));
+    let users = Client::new(porto.url("user-service"));
+    assert_eq!(users.get("/users/1").status, 200);
+
+    relay.freeze(true);
+    let started = Instant::now();
+    let stuck = users.get("/users/1");
+    let waited = started.elapsed();
+    relay.freeze(false);
+    assert_eq!(
+        (stuck.status, stuck.error_code().as_str()),
+        (503, "store_unavailable"),
+        "{}",
+        stuck.body
+    );
+    assert!(
+        waited >= DEADLINE - Duration::from_millis(50) && waited < DEADLINE * 2,
+        "answered after {waited:?}, not at the {DEADLINE:?} deadline"
     );
 
     let deadline = Instant::now() + Duration::from_secs(15);
