@@ -1,9 +1,11 @@
 //! The deployment files are what Docker and Kubernetes would accept.
 //!
-//! No daemon or cluster runs here, so their structure is checked the way
-//! `kubectl apply --dry-run=client` and `docker compose config` would:
-//! required fields, cross-references (selectors, RuntimeClass, named
-//! ports, service URLs), and the exact `FROM scratch` Dockerfile shape.
+//! No daemon or cluster runs here. The Kubernetes manifests are validated
+//! strictly against the Kubernetes API's OpenAPI schemas
+//! (`scripts/validate-manifests`); on top of that, and for the Compose
+//! file and Dockerfiles, the tests check what a schema cannot:
+//! cross-references (selectors, RuntimeClass, named ports, service URLs)
+//! and the exact `FROM scratch` Dockerfile shape.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -153,6 +155,60 @@ fn kubernetes_manifests_hang_together() {
     assert_eq!(stateful, vec!["order-service", "user-service"]);
     let scaled = check_application(&manifests_in(&deploy().join("k8s/scale")), &runtime_classes);
     assert!(scaled.is_empty(), "over Redis nothing needs a volume");
+}
+
+/// Every manifest passes the Kubernetes API's own schemas, strictly
+/// (`scripts/validate-manifests`: kubernetes-validate), as the API server
+/// would check it; and the validator does refuse a manifest with an
+/// unknown field or a wrong type, so a pass means something.
+#[test]
+fn kubernetes_manifests_pass_the_kubernetes_schemas() {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in ["k8s", "k8s/scale"] {
+        for entry in std::fs::read_dir(deploy().join(dir)).expect("manifest directory") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 8, "{files:?}");
+    let (ok, report) = validate_manifests(&files);
+    assert!(ok, "{report}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = std::fs::read_to_string(deploy().join("k8s/api-gateway.yaml")).expect("read");
+    for (name, broken) in [
+        (
+            "unknown-field.yaml",
+            original.replacen("spec:", "spec:\n  replicaz: 2", 1),
+        ),
+        (
+            "wrong-type.yaml",
+            original.replacen("replicas: 2", "replicas: two", 1),
+        ),
+    ] {
+        assert_ne!(broken, original, "{name}: nothing was broken");
+        let path = dir.path().join(name);
+        std::fs::write(&path, broken).expect("write");
+        let (ok, report) = validate_manifests(&[path]);
+        assert!(!ok, "{name} passed the validator: {report}");
+    }
+}
+
+fn validate_manifests(files: &[PathBuf]) -> (bool, String) {
+    let output = std::process::Command::new(repo_root().join("scripts/validate-manifests"))
+        .args(files)
+        .output()
+        .expect("run scripts/validate-manifests");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
 }
 
 /// Checks one application's workloads and Services; the names of those
