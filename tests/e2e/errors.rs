@@ -96,6 +96,38 @@ fn oversized_bodies_are_413() {
     );
 }
 
+/// A misspelt field is named in the error, so the client sees its typo.
+#[test]
+fn unknown_fields_are_named_in_details() {
+    let porto = Porto::start_default();
+    let api = porto.gateway();
+    for (method, path, body, field) in [
+        (
+            "POST",
+            "/api/users",
+            json!({"name": "A", "email": "a@b.co", "emial": "x"}),
+            "emial",
+        ),
+        ("PATCH", "/api/users/1", json!({"nmae": "B"}), "nmae"),
+        (
+            "POST",
+            "/api/orders",
+            json!({"user_id": 1, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1, "colour": "red"}]}),
+            "colour",
+        ),
+    ] {
+        let reply = api.send(
+            method,
+            path,
+            &[("content-type", "application/json")],
+            Some(&body.to_string()),
+        );
+        assert_json_error(&reply, 400, "validation_failed");
+        let details = reply.json()["error"]["details"].to_string();
+        assert!(details.contains(field), "{method} {path}: {details}");
+    }
+}
+
 #[test]
 fn malformed_and_hostile_json_is_400() {
     let porto = Porto::start_default();

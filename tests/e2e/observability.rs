@@ -175,6 +175,22 @@ fn status_and_ps_report_every_service() {
     assert!(gateway_line.contains(porto.url("api-gateway").trim_start_matches("http://")));
     assert_eq!(gateway_line.split_whitespace().nth(3), Some("5"), "{table}");
 
+    // --json: /status as it is, for scripts.
+    let ps_json = Command::new(PORTO)
+        .args(["ps", "--json", "--admin", &admin])
+        .output()
+        .expect("porto ps --json");
+    assert!(ps_json.status.success());
+    let listed: Value = serde_json::from_slice(&ps_json.stdout).expect("porto ps --json is JSON");
+    let names: Vec<&str> = listed["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["api-gateway", "order-service", "user-service"]);
+    assert_eq!(listed["services"][0]["served"], 5, "{listed}");
+
     let unreachable = Command::new(PORTO)
         .args(["ps", "--admin", "127.0.0.1:9"])
         .output()
