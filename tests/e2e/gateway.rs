@@ -73,6 +73,42 @@ fn missing_upstreams_are_json_errors_not_hangs() {
     );
 }
 
+/// The gateway's upstream errors, from a real upstream that misbehaves:
+/// `slow` stands in for the user-service, answering after 300 ms with a
+/// body that is no user.
+#[test]
+fn a_slow_or_wrong_upstream_is_504_or_502() {
+    let with_timeout = |ms: &str| {
+        let mut compose = stack();
+        compose["services"]["user-service"]["x-porto"]["component"] =
+            crate::harness::fixtures()["slow"]
+                .display()
+                .to_string()
+                .into();
+        compose["services"]["api-gateway"]["environment"]["UPSTREAM_TIMEOUT_MS"] = ms.into();
+        Porto::start(&compose)
+    };
+    let impatient = with_timeout("100");
+    let late = impatient.gateway().get("/api/users/1");
+    assert_eq!(
+        (late.status, late.error_code().as_str()),
+        (504, "upstream_timeout"),
+        "{}",
+        late.body
+    );
+    assert_eq!(late.json()["error"]["details"]["upstream"], "user-service");
+
+    let patient = with_timeout("5000");
+    let wrong = patient.gateway().get("/api/users/1/orders");
+    assert_eq!(
+        (wrong.status, wrong.error_code().as_str()),
+        (502, "upstream_error"),
+        "{}",
+        wrong.body
+    );
+    assert_eq!(wrong.json()["error"]["details"]["upstream"], "user-service");
+}
+
 #[test]
 fn calls_outside_depends_on_are_refused() {
     // order-service may not call user-service without depending on it.
