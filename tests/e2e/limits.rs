@@ -73,7 +73,11 @@ fn wait_for_in_flight(porto: &Porto, service: &str, count: usize) {
 
 #[test]
 fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
-    let porto = fixture_stack();
+    // The loops get 5 s, so a control that is served while they loop is
+    // told apart from one served after them even on a loaded machine.
+    let mut compose = fixture_compose(&[("spin", ""), ("ok", "")]);
+    compose["services"]["spin"]["x-porto"]["request_timeout_ms"] = 5000.into();
+    let porto = Porto::start(&compose);
     let spin = client(&porto, "spin");
     let ok = client(&porto, "ok");
     // One more looping guest than porto has workers, so whichever worker
@@ -377,14 +381,17 @@ fn guests_cannot_reach_files_sockets_or_the_host_environment() {
 
 #[test]
 fn sigterm_drains_in_flight_requests_and_exits_0() {
-    let mut porto = fixture_stack();
+    // Requests long enough to be surely running while the drain is looked at.
+    let mut compose = fixture_compose(&[("slow", "")]);
+    compose["services"]["slow"]["x-porto"]["request_timeout_ms"] = 10_000.into();
+    let mut porto = Porto::start(&compose);
     let slow = client(&porto, "slow");
     let address = porto.url("slow").trim_start_matches("http://").to_string();
     thread::scope(|scope| {
         let in_flight: Vec<_> = (0..3)
             .map(|_| {
                 let slow = slow.clone();
-                scope.spawn(move || slow.get("/?ms=1000"))
+                scope.spawn(move || slow.get("/?ms=3000"))
             })
             .collect();
         wait_for_in_flight(&porto, "slow", 3);
