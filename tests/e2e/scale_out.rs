@@ -124,6 +124,47 @@ fn two_hosts_share_one_truth(kv: &str) {
     );
 }
 
+/// `PORTO_KV` names the store as `--kv` does, and a namespace is a store
+/// of its own: a host on the same server under another namespace sees
+/// none of the first one's data.
+fn namespaces_keep_stores_apart(kv: &str, other: &str) {
+    let a = Porto::start_with_env(&[("PORTO_KV", kv)]);
+    let same = Porto::start_with_kv(kv);
+    let apart = Porto::start_with_kv(other);
+    let user = a.gateway().post_json(
+        "/api/users",
+        &json!({"name": "Namespaced Nia", "email": "nia@example.com"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let path = format!("/api/users/{}", user.json()["id"]);
+    assert_eq!(
+        same.gateway().get(&path).json(),
+        user.json(),
+        "PORTO_KV ignored"
+    );
+    assert_eq!(
+        apart.gateway().get(&path).status,
+        404,
+        "namespaces share data"
+    );
+    // The other namespace can take the same address: it is another store.
+    let twin = apart.gateway().post_json(
+        "/api/users",
+        &json!({"name": "Other Nia", "email": "nia@example.com"}),
+    );
+    assert_eq!(twin.status, 201, "{}", twin.body);
+}
+
+#[test]
+fn redis_namespaces_keep_stores_apart() {
+    namespaces_keep_stores_apart(&redis_url(), &redis_url());
+}
+
+#[test]
+fn postgres_namespaces_keep_stores_apart() {
+    namespaces_keep_stores_apart(&postgres_url(), &postgres_url());
+}
+
 #[test]
 fn two_hosts_over_redis_share_one_truth() {
     two_hosts_share_one_truth(&redis_url());
