@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Client, Porto};
+use crate::harness::{Client, Porto, fixtures, stack};
 
 fn namespace() -> String {
     let nanos = std::time::SystemTime::now()
@@ -417,5 +417,49 @@ fn porto_gives_a_silent_store_2_s_per_operation() {
     while users.get("/users/1").status != 200 {
         assert!(Instant::now() < deadline, "service did not resume");
         thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The store's credentials stay with porto: a guest's environment is empty
+/// (it reaches the store only through `wasi:keyvalue`), and the password
+/// shows nowhere porto reports: start-up lines, log, `/status`, `/metrics`.
+#[test]
+fn guests_never_see_backend_credentials() {
+    const PASSWORD: &str = "s3cret-pw-e2e";
+    let kv = format!(
+        "postgres://postgres:{PASSWORD}@127.0.0.1:5432/test?namespace={}",
+        namespace()
+    );
+    let mut compose = stack();
+    compose["services"]["escape"] = serde_yaml_ng::from_str(&format!(
+        "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'}}}}",
+        fixtures()["escape"].display()
+    ))
+    .expect("yaml");
+    let porto = Porto::start_logging(&compose, &["--kv", &kv]);
+    assert_eq!(
+        porto.gateway().get("/api/users/1").status,
+        200,
+        "the store works"
+    );
+    let seen = Client::new(porto.url("escape")).get("/");
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(
+        seen.json()["environment"],
+        "",
+        "a guest sees host variables"
+    );
+    let admin = Client::new(porto.url("admin"));
+    for (place, text) in [
+        ("the guest", seen.body),
+        ("the start-up lines", porto.startup.join("\n")),
+        ("the log", porto.log()),
+        ("/status", admin.get("/status").body),
+        ("/metrics", admin.get("/metrics").body),
+    ] {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password shows in {place}:\n{text}"
+        );
     }
 }
