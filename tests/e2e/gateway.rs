@@ -109,6 +109,72 @@ fn a_slow_or_wrong_upstream_is_504_or_502() {
     assert_eq!(wrong.json()["error"]["details"]["upstream"], "user-service");
 }
 
+/// Calls to hosts on the network, end to end: the gateway alone, its
+/// user-service on another porto. Without `allow_hosts` the call is
+/// refused and counted `denied`; allowed, it goes out (`network`); an
+/// allowed host that refuses the connection is a `network_error`.
+#[test]
+fn network_calls_go_out_only_to_allowed_hosts() {
+    let upstream = Porto::start(&stack());
+    let user_service = upstream.url("user-service").to_string();
+    let users_host = user_service.trim_start_matches("http://").to_string();
+    let gateway_alone = |allow_hosts: &[&str]| {
+        let mut compose = stack();
+        let services = compose["services"].as_mapping_mut().expect("services");
+        services.remove("user-service");
+        services.remove("order-service");
+        let gateway = &mut compose["services"]["api-gateway"];
+        gateway["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+        gateway["environment"]["USER_SERVICE_URL"] = user_service.clone().into();
+        gateway["environment"]["ORDER_SERVICE_URL"] = "http://127.0.0.1:9".into();
+        gateway["x-porto"]["allow_hosts"] =
+            serde_yaml_ng::Value::Sequence(allow_hosts.iter().map(|h| (*h).into()).collect());
+        Porto::start(&compose)
+    };
+    let outbound = |porto: &Porto| {
+        crate::harness::Client::new(porto.url("admin"))
+            .get("/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("porto_outbound_requests_total{service=\"api-gateway\""))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    let closed = gateway_alone(&[]);
+    let refused = closed.gateway().get("/api/users/1");
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    let counted = outbound(&closed);
+    assert!(
+        counted
+            .iter()
+            .any(|l| l.contains("outcome=\"denied\"") && l.ends_with(" 1")),
+        "{counted:?}"
+    );
+
+    let open = gateway_alone(&[users_host.as_str(), "127.0.0.1:9"]);
+    let user = open.gateway().get("/api/users/1");
+    assert_eq!(user.status, 200, "{}", user.body);
+    assert_eq!(user.json()["name"], "Alice Johnson");
+    let unreachable = open.gateway().get("/api/orders/1");
+    assert_eq!(unreachable.status, 502, "{}", unreachable.body);
+    let counted = outbound(&open);
+    for outcome in ["network", "network_error"] {
+        assert!(
+            counted
+                .iter()
+                .any(|l| l.contains(&format!("outcome=\"{outcome}\"")) && !l.ends_with(" 0")),
+            "no {outcome} in {counted:?}"
+        );
+    }
+    assert!(
+        !counted
+            .iter()
+            .any(|l| l.contains("denied") && !l.ends_with(" 0")),
+        "{counted:?}"
+    );
+}
+
 #[test]
 fn calls_outside_depends_on_are_refused() {
     // order-service may not call user-service without depending on it.
