@@ -201,6 +201,37 @@ fn bodies_are_limited_to_1_mib_by_default() {
     assert!(answer.contains("payload_too_large"), "{answer}");
 }
 
+/// The documented default request timeout (30 s) for a service that sets
+/// none: a guest still working at 30 s is cut off with 504.
+#[test]
+fn requests_time_out_after_30_s_by_default() {
+    let slow = fixtures()["slow"].display().to_string();
+    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{slow}'}}}}}}"
+    ))
+    .expect("yaml");
+    let porto = Porto::start(&compose);
+    // The test client gives up at 30 s itself: a raw exchange waits longer.
+    let address = porto.url("slow").trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /?ms=40000 HTTP/1.1\r\nhost: slow\r\nconnection: close\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(
+        took >= Duration::from_millis(29_500) && took < Duration::from_secs(38),
+        "cut off after {took:?}"
+    );
+}
+
 #[test]
 fn traps_and_panics_are_500_json() {
     let porto = fixture_stack();
