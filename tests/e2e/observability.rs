@@ -138,6 +138,44 @@ fn metrics_count_known_traffic() {
     );
 }
 
+/// Both ways a guest runs out of time are counted as `timeout` failures:
+/// one that waits (sleep) and one that computes (spin, interrupted).
+#[test]
+fn timeouts_are_counted_as_timeout_failures() {
+    let mut services = serde_yaml_ng::Mapping::new();
+    for name in ["sleep", "spin"] {
+        let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
+            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: 300}}}}",
+            fixtures()[name].display()
+        ))
+        .expect("yaml");
+        services.insert(name.into(), service);
+    }
+    let mut compose = serde_yaml_ng::Mapping::new();
+    compose.insert("services".into(), services.into());
+    let porto = Porto::start(&compose.into());
+    for name in ["sleep", "spin"] {
+        let reply = Client::new(porto.url(name)).get("/");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (504, "timeout"),
+            "{name}: {}",
+            reply.body
+        );
+    }
+    let m = scrape(&porto);
+    for name in ["sleep", "spin"] {
+        assert_eq!(
+            value(
+                &m,
+                &format!("porto_guest_failures_total{{service=\"{name}\",kind=\"timeout\"}}")
+            ),
+            1.0,
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn status_and_ps_report_every_service() {
     let porto = Porto::start_default();
