@@ -175,6 +175,22 @@ fn network_calls_go_out_only_to_allowed_hosts() {
     );
 }
 
+/// `allow_services` lets a service call another it does not depend on.
+#[test]
+fn allow_services_admits_a_call_outside_depends_on() {
+    let mut compose = stack();
+    let orders = &mut compose["services"]["order-service"];
+    orders["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+    orders["x-porto"]["allow_services"] =
+        serde_yaml_ng::Value::Sequence(vec!["user-service".into()]);
+    let porto = Porto::start(&compose);
+    let r = porto.gateway().post_json(
+        "/api/orders",
+        &json!({"user_id": 1, "items": [{"sku": "A", "quantity": 1, "unit_price_cents": 1}]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
 #[test]
 fn calls_outside_depends_on_are_refused() {
     // order-service may not call user-service without depending on it.

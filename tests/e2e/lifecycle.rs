@@ -115,3 +115,31 @@ fn the_repository_compose_file_runs_as_is() {
     );
     assert_eq!(order.status, 201, "{}", order.body);
 }
+
+/// Published ports bind 127.0.0.1 unless `--host` says otherwise (read
+/// from the kernel's socket table, so no traffic leaves loopback).
+#[test]
+fn ports_bind_loopback_unless_host_says_otherwise() {
+    for (flags, expected) in [
+        (&[][..], "127.0.0.1"),
+        (&["--host", "0.0.0.0"][..], "0.0.0.0"),
+    ] {
+        let porto = Porto::start_with_flags(&crate::harness::stack(), flags);
+        let port = porto
+            .url("api-gateway")
+            .rsplit(':')
+            .next()
+            .expect("port")
+            .to_string();
+        let listening = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .expect("ss (iproute2)");
+        let table = String::from_utf8_lossy(&listening.stdout);
+        assert!(
+            table.contains(&format!("{expected}:{port}")),
+            "{flags:?}: {table}"
+        );
+        assert_eq!(porto.gateway().get("/api/users/1").status, 200);
+    }
+}
