@@ -219,12 +219,7 @@ impl KvBackend for Embedded {
 
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        self.read(move |t| {
-            Ok(t.get((bucket.as_str(), key.as_str()))
-                .map_err(io)?
-                .map(|v| v.value().to_vec()))
-        })
-        .await
+        self.read(move |t| value_in(t, &bucket, &key)).await
     }
 
     async fn set(&self, bucket: &str, key: &str, value: Vec<u8>) -> Result<(), KvError> {
@@ -330,16 +325,8 @@ impl KvBackend for Embedded {
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let bucket = bucket.to_string();
-        self.read(move |t| {
-            keys.iter()
-                .map(|k| {
-                    Ok(t.get((bucket.as_str(), k.as_str()))
-                        .map_err(io)?
-                        .map(|v| v.value().to_vec()))
-                })
-                .collect()
-        })
-        .await
+        self.read(move |t| keys.iter().map(|k| value_in(t, &bucket, k)).collect())
+            .await
     }
 
     async fn set_many(&self, bucket: &str, entries: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
@@ -370,8 +357,12 @@ impl KvBackend for Embedded {
     }
 }
 
-/// The value of `(bucket, key)` inside a write transaction.
-fn value_in(table: &Table<'_>, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+/// The value of `(bucket, key)`, in a read or a write transaction.
+fn value_in(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, KvError> {
     Ok(table
         .get((bucket, key))
         .map_err(io)?
