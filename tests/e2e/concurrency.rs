@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Client, Porto, Reply, fixtures};
+use crate::harness::{Client, Porto, Reply, fixtures_compose};
 
 /// Runs `request(api, i)` for i in 0..n on n threads at once.
 fn concurrently(
@@ -127,11 +127,7 @@ fn a_thousand_requests_in_flight_each_get_an_instance() {
     const IN_FLIGHT: usize = 1000;
     // Long enough to open every connection first, even on a loaded machine.
     const HOLD_MS: u64 = 20_000;
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', max_concurrency: {IN_FLIGHT}}}}}}}",
-        fixtures()["slow"].display()
-    ))
-    .expect("yaml");
+    let compose = fixtures_compose(&[("slow", "slow", &format!(", max_concurrency: {IN_FLIGHT}"))]);
     // A socket per request in this process too, past the common soft
     // limit of 1,024 descriptors.
     let wanted = IN_FLIGHT as u64 + 512;
@@ -151,14 +147,9 @@ fn a_thousand_requests_in_flight_each_get_an_instance() {
             stream
         })
         .collect();
-    let status = Client::new(porto.url("admin"));
     let mut most = 0;
     while most < IN_FLIGHT && started.elapsed() < Duration::from_millis(HOLD_MS - 1000) {
-        most = most.max(
-            status.get("/status").json()["services"][0]["in_flight"]
-                .as_u64()
-                .unwrap_or_default() as usize,
-        );
+        most = most.max(porto.in_flight("slow") as usize);
         thread::sleep(Duration::from_millis(100));
     }
     let mut refused = Vec::new();

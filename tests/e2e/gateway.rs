@@ -88,25 +88,19 @@ fn a_slow_or_wrong_upstream_is_504_or_502() {
         compose["services"]["api-gateway"]["environment"]["UPSTREAM_TIMEOUT_MS"] = ms.into();
         Porto::start(&compose)
     };
-    let impatient = with_timeout("100");
-    let late = impatient.gateway().get("/api/users/1");
-    assert_eq!(
-        (late.status, late.error_code().as_str()),
-        (504, "upstream_timeout"),
-        "{}",
-        late.body
-    );
-    assert_eq!(late.json()["error"]["details"]["upstream"], "user-service");
-
-    let patient = with_timeout("5000");
-    let wrong = patient.gateway().get("/api/users/1/orders");
-    assert_eq!(
-        (wrong.status, wrong.error_code().as_str()),
-        (502, "upstream_error"),
-        "{}",
-        wrong.body
-    );
-    assert_eq!(wrong.json()["error"]["details"]["upstream"], "user-service");
+    for (timeout_ms, path, expected) in [
+        ("100", "/api/users/1", (504, "upstream_timeout")),
+        ("5000", "/api/users/1/orders", (502, "upstream_error")),
+    ] {
+        let reply = with_timeout(timeout_ms).gateway().get(path);
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            expected,
+            "{path}: {}",
+            reply.body
+        );
+        assert_eq!(reply.json()["error"]["details"]["upstream"], "user-service");
+    }
 }
 
 /// Calls to hosts on the network, end to end: the gateway alone, its
@@ -131,26 +125,27 @@ fn network_calls_go_out_only_to_allowed_hosts() {
             serde_yaml_ng::Value::Sequence(allow_hosts.iter().map(|h| (*h).into()).collect());
         Porto::start(&compose)
     };
+    // The gateway's outbound counts by outcome (the target label is the host).
     let outbound = |porto: &Porto| {
-        crate::harness::Client::new(porto.url("admin"))
-            .get("/metrics")
-            .body
-            .lines()
-            .filter(|l| l.starts_with("porto_outbound_requests_total{service=\"api-gateway\""))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
+        let mut by_outcome = std::collections::BTreeMap::new();
+        for (series, count) in porto.metrics() {
+            if let Some(labels) =
+                series.strip_prefix("porto_outbound_requests_total{service=\"api-gateway\",")
+                && let Some((_, outcome)) = labels.split_once("outcome=\"")
+            {
+                *by_outcome
+                    .entry(outcome.trim_end_matches("\"}").to_string())
+                    .or_insert(0.0) += count;
+            }
+        }
+        by_outcome
     };
 
     let closed = gateway_alone(&[]);
     let refused = closed.gateway().get("/api/users/1");
     assert_eq!(refused.status, 502, "{}", refused.body);
     let counted = outbound(&closed);
-    assert!(
-        counted
-            .iter()
-            .any(|l| l.contains("outcome=\"denied\"") && l.ends_with(" 1")),
-        "{counted:?}"
-    );
+    assert_eq!(counted.get("denied"), Some(&1.0), "{counted:?}");
 
     let open = gateway_alone(&[users_host.as_str(), "127.0.0.1:9"]);
     let user = open.gateway().get("/api/users/1");
@@ -161,16 +156,12 @@ fn network_calls_go_out_only_to_allowed_hosts() {
     let counted = outbound(&open);
     for outcome in ["network", "network_error"] {
         assert!(
-            counted
-                .iter()
-                .any(|l| l.contains(&format!("outcome=\"{outcome}\"")) && !l.ends_with(" 0")),
+            counted.get(outcome).is_some_and(|n| *n > 0.0),
             "no {outcome} in {counted:?}"
         );
     }
     assert!(
-        !counted
-            .iter()
-            .any(|l| l.contains("denied") && !l.ends_with(" 0")),
+        counted.get("denied").is_none_or(|n| *n == 0.0),
         "{counted:?}"
     );
 }
@@ -208,13 +199,12 @@ fn calls_outside_depends_on_are_refused() {
         r.body
     );
     // Refused by porto, not failed on the way: counted as denied.
-    let metrics = crate::harness::Client::new(porto.url("admin"))
-        .get("/metrics")
-        .body;
-    let denied = "porto_outbound_requests_total{service=\"order-service\",target=\"user-service\",outcome=\"denied\"} 1";
-    assert!(
-        metrics.lines().any(|line| line == denied),
-        "no {denied} in\n{metrics}"
+    assert_eq!(
+        crate::harness::value(
+            &porto.metrics(),
+            "porto_outbound_requests_total{service=\"order-service\",target=\"user-service\",outcome=\"denied\"}"
+        ),
+        1.0
     );
 }
 
@@ -297,12 +287,7 @@ fn api_keys_guard_writes() {
 #[test]
 fn a_service_cannot_open_another_services_bucket() {
     let mut compose = stack();
-    let probe: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', buckets: [users]}}}}",
-        crate::harness::fixtures()["buckets"].display()
-    ))
-    .expect("yaml");
-    compose["services"]["probe"] = probe;
+    compose["services"]["probe"] = crate::harness::fixture_service("buckets", ", buckets: [users]");
     let porto = Porto::start_logging(&compose, &[]);
     let probe = crate::harness::Client::new(porto.url("probe"));
     let own = probe.get("/?bucket=users");

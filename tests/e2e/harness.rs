@@ -121,6 +121,31 @@ pub fn fixtures() -> &'static HashMap<String, PathBuf> {
     })
 }
 
+/// A Compose service serving the test fixture `fixture` on an ephemeral
+/// port, with `extra` x-porto keys (`", key: value"…`).
+pub fn fixture_service(fixture: &str, extra: &str) -> serde_yaml_ng::Value {
+    let path = fixtures()
+        .get(fixture)
+        .unwrap_or_else(|| panic!("fixture {fixture} not built"));
+    serde_yaml_ng::from_str(&format!(
+        "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'{extra}}}}}",
+        path.display()
+    ))
+    .expect("yaml")
+}
+
+/// A Compose file of fixture services: `(service, fixture, extra)` each,
+/// as [`fixture_service`] makes them.
+pub fn fixtures_compose(services: &[(&str, &str, &str)]) -> serde_yaml_ng::Value {
+    let mut mapping = serde_yaml_ng::Mapping::new();
+    for (service, fixture, extra) in services {
+        mapping.insert((*service).into(), fixture_service(fixture, extra));
+    }
+    let mut compose = serde_yaml_ng::Mapping::new();
+    compose.insert("services".into(), mapping.into());
+    compose.into()
+}
+
 /// The repository's compose.yaml as a YAML value, components pinned.
 pub fn stack() -> serde_yaml_ng::Value {
     let text =
@@ -341,6 +366,40 @@ impl Porto {
             .unwrap_or_else(|| panic!("{service} has no published URL"))
     }
 
+    /// Requests of `service` inside guests now, as `/status` reports them.
+    pub fn in_flight(&self, service: &str) -> u64 {
+        let status = Client::new(self.url("admin")).get("/status").json();
+        status["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == service)
+            .and_then(|s| s["in_flight"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// `/metrics` on the admin listener, by `name{labels}` (OpenMetrics).
+    pub fn metrics(&self) -> HashMap<String, f64> {
+        let reply = Client::new(self.url("admin")).get("/metrics");
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+            "{:?}",
+            reply.headers
+        );
+        reply
+            .body
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     pub fn gateway(&self) -> Client {
         Client::new(self.url("api-gateway"))
     }
@@ -510,4 +569,11 @@ impl Client {
             body,
         })
     }
+}
+
+/// One series of [`Porto::metrics`], which must be there.
+pub fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
+    *samples
+        .get(series)
+        .unwrap_or_else(|| panic!("no sample {series}; have {:#?}", samples.keys()))
 }

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Client, Porto, fixtures};
+use crate::harness::{Client, Porto, fixtures_compose, value};
 
 /// Long enough that the control request below is surely served first.
 const TIMEOUT_MS: u64 = 1500;
@@ -23,23 +23,19 @@ fn fixture_stack() -> Porto {
     ]))
 }
 
-/// A Compose file serving each named fixture, with `extra` x-porto keys.
+/// A Compose file serving each named fixture under its own name, with the
+/// short timeout and small memory of these tests and `extra` x-porto keys.
 fn fixture_compose(fixtures_and_extras: &[(&str, &str)]) -> serde_yaml_ng::Value {
-    let mut services = serde_yaml_ng::Mapping::new();
-    for (name, extra) in fixtures_and_extras {
-        let path = fixtures()
-            .get(*name)
-            .unwrap_or_else(|| panic!("fixture {name} not built"));
-        let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16{extra}}}}}",
-            path.display()
-        ))
-        .expect("yaml");
-        services.insert((*name).into(), service);
-    }
-    let mut compose = serde_yaml_ng::Mapping::new();
-    compose.insert("services".into(), services.into());
-    compose.into()
+    let extras: Vec<String> = fixtures_and_extras
+        .iter()
+        .map(|(_, extra)| format!(", request_timeout_ms: {TIMEOUT_MS}, max_memory_mib: 16{extra}"))
+        .collect();
+    let services: Vec<(&str, &str, &str)> = fixtures_and_extras
+        .iter()
+        .zip(&extras)
+        .map(|((name, _), extra)| (*name, *name, extra.as_str()))
+        .collect();
+    fixtures_compose(&services)
 }
 
 fn client(porto: &Porto, name: &str) -> Client {
@@ -49,17 +45,9 @@ fn client(porto: &Porto, name: &str) -> Client {
 /// Waits (up to 10 s) until `service` has `count` requests inside guests,
 /// as porto's `/status` reports them.
 fn wait_for_in_flight(porto: &Porto, service: &str, count: usize) {
-    let admin = client(porto, "admin");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = admin.get("/status").json();
-        let in_flight = status["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|s| s["name"] == service)
-            .and_then(|s| s["in_flight"].as_u64())
-            .unwrap_or(0);
+        let in_flight = porto.in_flight(service);
         if in_flight >= count as u64 {
             return;
         }
@@ -134,20 +122,11 @@ fn unbounded_allocation_traps_with_500() {
 /// amount succeeds under a limit above it and traps under one below.
 #[test]
 fn memory_limits_are_per_service_with_a_128_mib_default() {
-    let hog = fixtures()["hog"].display().to_string();
-    let service = |limit: &str| {
-        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&format!(
-            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{hog}'{limit}}}}}"
-        ))
-        .expect("yaml")
-    };
-    let mut services = serde_yaml_ng::Mapping::new();
-    services.insert("small".into(), service(", max_memory_mib: 24"));
-    services.insert("large".into(), service(", max_memory_mib: 64"));
-    services.insert("default".into(), service(""));
-    let mut compose = serde_yaml_ng::Mapping::new();
-    compose.insert("services".into(), services.into());
-    let porto = Porto::start(&compose.into());
+    let porto = Porto::start(&fixtures_compose(&[
+        ("small", "hog", ", max_memory_mib: 24"),
+        ("large", "hog", ", max_memory_mib: 64"),
+        ("default", "hog", ""),
+    ]));
     for (service, mib, fits) in [
         ("small", 8, true),
         ("small", 40, false),
@@ -172,12 +151,7 @@ fn memory_limits_are_per_service_with_a_128_mib_default() {
 /// own.)
 #[test]
 fn bodies_are_limited_to_1_mib_by_default() {
-    let hello = fixtures()["hello"].display().to_string();
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "services: {{hello: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{hello}'}}}}}}"
-    ))
-    .expect("yaml");
-    let porto = Porto::start(&compose);
+    let porto = Porto::start(&fixtures_compose(&[("hello", "hello", "")]));
     let ok = client(&porto, "hello");
     let mib = "x".repeat(1024 * 1024);
     let fits = ok.send("POST", "/", &[("content-type", "text/plain")], Some(&mib));
@@ -205,12 +179,7 @@ fn bodies_are_limited_to_1_mib_by_default() {
 /// none: a guest still working at 30 s is cut off with 504.
 #[test]
 fn requests_time_out_after_30_s_by_default() {
-    let slow = fixtures()["slow"].display().to_string();
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{slow}'}}}}}}"
-    ))
-    .expect("yaml");
-    let porto = Porto::start(&compose);
+    let porto = Porto::start(&fixtures_compose(&[("slow", "slow", "")]));
     // The test client gives up at 30 s itself: a raw exchange waits longer.
     let address = porto.url("slow").trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(&address).expect("connect");
@@ -323,11 +292,13 @@ fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
             assert_eq!(handle.join().expect("thread").status, 504);
         }
     });
-    let metrics = Client::new(porto.url("admin")).get("/metrics").body;
-    let shed = format!(
-        "porto_requests_shed_total{{service=\"sleep\",reason=\"max_concurrency\"}} {REFUSED}"
+    assert_eq!(
+        value(
+            &porto.metrics(),
+            "porto_requests_shed_total{service=\"sleep\",reason=\"max_concurrency\"}"
+        ),
+        REFUSED as f64
     );
-    assert!(metrics.contains(&shed), "{shed} not in\n{metrics}");
     // One report of the shedding, not a line per refused request.
     let log = porto.log();
     let reports = log.lines().filter(|l| l.contains("shedding load")).count();
@@ -459,11 +430,7 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
 /// exits at the timeout, not when the request would have finished.
 #[test]
 fn the_drain_timeout_cuts_off_a_request_that_overstays() {
-    let slow = fixtures()["slow"].display().to_string();
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "services: {{slow: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{slow}', request_timeout_ms: 30000}}}}}}"
-    ))
-    .expect("yaml");
+    let compose = fixtures_compose(&[("slow", "slow", ", request_timeout_ms: 30000")]);
     let mut porto = Porto::start_with_flags(&compose, &["--drain-timeout", "1"]);
     let client = client(&porto, "slow");
     thread::scope(|scope| {

@@ -1,44 +1,13 @@
 //! Metrics, `/status`, `porto ps` and JSON logs, checked against traffic
 //! whose counts the test knows.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Client, PORTO, Porto, fixtures};
-
-/// `name{labels} value` lines of an OpenMetrics text, by `name{labels}`.
-fn samples(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn scrape(porto: &Porto) -> HashMap<String, f64> {
-    let reply = Client::new(porto.url("admin")).get("/metrics");
-    assert_eq!(reply.status, 200);
-    assert!(
-        reply
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
-        "{:?}",
-        reply.headers
-    );
-    samples(&reply.body)
-}
-
-fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
-    *samples
-        .get(series)
-        .unwrap_or_else(|| panic!("no sample {series}; have {:#?}", samples.keys()))
-}
+use crate::harness::{Client, PORTO, Porto, fixtures_compose, value};
 
 #[test]
 fn metrics_count_known_traffic() {
@@ -56,7 +25,7 @@ fn metrics_count_known_traffic() {
         assert_eq!(api.get("/api/nope").status, 404);
     }
 
-    let m = scrape(&porto);
+    let m = porto.metrics();
     let requests = |service: &str, route: &str, status: u16| {
         value(
             &m,
@@ -142,18 +111,10 @@ fn metrics_count_known_traffic() {
 /// one that waits (sleep) and one that computes (spin, interrupted).
 #[test]
 fn timeouts_are_counted_as_timeout_failures() {
-    let mut services = serde_yaml_ng::Mapping::new();
-    for name in ["sleep", "spin"] {
-        let service: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-            "{{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}', request_timeout_ms: 300}}}}",
-            fixtures()[name].display()
-        ))
-        .expect("yaml");
-        services.insert(name.into(), service);
-    }
-    let mut compose = serde_yaml_ng::Mapping::new();
-    compose.insert("services".into(), services.into());
-    let porto = Porto::start(&compose.into());
+    let porto = Porto::start(&fixtures_compose(&[
+        ("sleep", "sleep", ", request_timeout_ms: 300"),
+        ("spin", "spin", ", request_timeout_ms: 300"),
+    ]));
     for name in ["sleep", "spin"] {
         let reply = Client::new(porto.url(name)).get("/");
         assert_eq!(
@@ -163,7 +124,7 @@ fn timeouts_are_counted_as_timeout_failures() {
             reply.body
         );
     }
-    let m = scrape(&porto);
+    let m = porto.metrics();
     for name in ["sleep", "spin"] {
         assert_eq!(
             value(
@@ -239,16 +200,11 @@ fn status_and_ps_report_every_service() {
 
 #[test]
 fn guest_failures_are_counted_by_kind() {
-    let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&format!(
-        "services: {{trap: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'}}}}}}",
-        fixtures()["trap"].display()
-    ))
-    .expect("yaml");
-    let porto = Porto::start(&compose);
+    let porto = Porto::start(&fixtures_compose(&[("trap", "trap", "")]));
     for _ in 0..2 {
         assert_eq!(Client::new(porto.url("trap")).get("/").status, 500);
     }
-    let m = scrape(&porto);
+    let m = porto.metrics();
     assert_eq!(
         value(
             &m,
@@ -271,10 +227,7 @@ fn json_logs_carry_service_and_request_id() {
     let compose = dir.path().join("compose.yaml");
     std::fs::write(
         &compose,
-        format!(
-            "services: {{panic: {{platform: wasi/wasm, ports: ['1:80'], x-porto: {{component: '{}'}}}}}}",
-            fixtures()["panic"].display()
-        ),
+        serde_yaml_ng::to_string(&fixtures_compose(&[("panic", "panic", "")])).expect("yaml"),
     )
     .expect("write");
     let mut child = Command::new(PORTO)
