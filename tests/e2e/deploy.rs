@@ -2,8 +2,10 @@
 //!
 //! No daemon or cluster runs here. The Kubernetes manifests are validated
 //! strictly against the Kubernetes API's OpenAPI schemas
-//! (`scripts/validate-manifests`); on top of that, and for the Compose
-//! file and Dockerfiles, the tests check what a schema cannot:
+//! (`scripts/validate-manifests`), the Compose files against the Compose
+//! Specification's schema (`scripts/validate-compose`) and the workflow
+//! with actionlint (`scripts/lint-workflows`); on top of that, and for the
+//! Dockerfiles, the tests check what a schema cannot:
 //! cross-references (selectors, RuntimeClass, named ports, service URLs)
 //! and the exact `FROM scratch` Dockerfile shape.
 
@@ -173,34 +175,92 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
         }
     }
     assert!(files.len() >= 8, "{files:?}");
-    let (ok, report) = validate_manifests(&files);
+    let (ok, report) = check_with("validate-manifests", &files);
     assert!(ok, "{report}");
 
-    let dir = tempfile::tempdir().expect("tempdir");
     let original = std::fs::read_to_string(deploy().join("k8s/api-gateway.yaml")).expect("read");
-    for (name, broken) in [
-        (
-            "unknown-field.yaml",
-            original.replacen("spec:", "spec:\n  replicaz: 2", 1),
-        ),
-        (
-            "wrong-type.yaml",
-            original.replacen("replicas: 2", "replicas: two", 1),
-        ),
-    ] {
-        assert_ne!(broken, original, "{name}: nothing was broken");
-        let path = dir.path().join(name);
-        std::fs::write(&path, broken).expect("write");
-        let (ok, report) = validate_manifests(&[path]);
-        assert!(!ok, "{name} passed the validator: {report}");
-    }
+    assert_refused(
+        "validate-manifests",
+        "api-gateway.yaml",
+        &original,
+        &[
+            (
+                "an unknown field",
+                original.replacen("spec:", "spec:\n  replicaz: 2", 1),
+            ),
+            (
+                "a wrong type",
+                original.replacen("replicas: 2", "replicas: two", 1),
+            ),
+        ],
+    );
 }
 
-fn validate_manifests(files: &[PathBuf]) -> (bool, String) {
-    let output = std::process::Command::new(repo_root().join("scripts/validate-manifests"))
+/// Both Compose files pass the Compose Specification's JSON schema
+/// (`scripts/validate-compose`), as `docker compose config` checks a file
+/// before it reads it; porto's `x-porto` keys are extensions the
+/// specification allows.
+#[test]
+fn compose_files_pass_the_compose_specification_schema() {
+    let files = [
+        repo_root().join("compose.yaml"),
+        deploy().join("compose.docker.yaml"),
+    ];
+    let (ok, report) = check_with("validate-compose", &files);
+    assert!(ok, "{report}");
+
+    let original = std::fs::read_to_string(&files[0]).expect("read compose.yaml");
+    assert_refused(
+        "validate-compose",
+        "compose.yaml",
+        &original,
+        &[
+            (
+                "an unknown service key",
+                original.replacen("    platform:", "    platfrom:", 1),
+            ),
+            (
+                "a wrong type",
+                original.replacen("services:\n", "services:\n  broken: 42\n", 1),
+            ),
+        ],
+    );
+}
+
+/// The CI workflow passes actionlint (`scripts/lint-workflows`): contexts,
+/// expressions, action versions and, with shellcheck installed, its shell
+/// steps.
+#[test]
+fn the_ci_workflow_passes_actionlint() {
+    let path = repo_root().join(".github/workflows/build-wasm.yml");
+    let (ok, report) = check_with("lint-workflows", std::slice::from_ref(&path));
+    assert!(ok, "{report}");
+
+    let original = std::fs::read_to_string(&path).expect("read workflow");
+    assert_refused(
+        "lint-workflows",
+        "build-wasm.yml",
+        &original,
+        &[
+            (
+                "a misspelt matrix key",
+                original.replacen("${{ matrix.service }}", "${{ matrix.servce }}", 1),
+            ),
+            (
+                "an unknown context",
+                original.replacen("${{ github.sha }}", "${{ gitbub.sha }}", 1),
+            ),
+        ],
+    );
+}
+
+/// Runs one of the repository's checker scripts on `files`: whether it
+/// passed them, and what it said.
+fn check_with(script: &str, files: &[PathBuf]) -> (bool, String) {
+    let output = std::process::Command::new(repo_root().join("scripts").join(script))
         .args(files)
         .output()
-        .expect("run scripts/validate-manifests");
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
     (
         output.status.success(),
         format!(
@@ -209,6 +269,21 @@ fn validate_manifests(files: &[PathBuf]) -> (bool, String) {
             String::from_utf8_lossy(&output.stderr)
         ),
     )
+}
+
+/// Writes each broken variant of `original` beside the others and asserts
+/// the checker refuses every one, so a pass of the real files means
+/// something.
+fn assert_refused(script: &str, file_name: &str, original: &str, broken: &[(&str, String)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, text) in broken {
+        assert_ne!(text, original, "{what}: nothing was broken");
+        let path = dir.path().join(what.replace(' ', "-")).join(file_name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        let (ok, report) = check_with(script, &[path]);
+        assert!(!ok, "{script} passed a file with {what}: {report}");
+    }
 }
 
 /// Checks one application's workloads and Services; the names of those

@@ -26,6 +26,7 @@ fn hello_stack(config: ServiceConfig, data: &std::path::Path) -> Stack {
         services: vec![(config, wasm)],
         kv,
         allocator: Allocator::Auto,
+        instance_pool: porto_host::DEFAULT_INSTANCE_POOL,
         cache_dir: cache_dir(),
     })
     .expect("stack starts")

@@ -230,12 +230,12 @@ impl Porto {
         Self::start_with(&stack(), dir, data.to_path_buf(), &[])
     }
 
-    /// The full stack on a fresh store, with environment for porto itself.
-    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+    /// `compose` on a fresh store, with environment for porto itself.
+    pub fn start_with_env(compose: &serde_yaml_ng::Value, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let file = dir.path().join("compose.yaml");
-        std::fs::write(&file, serde_yaml_ng::to_string(&stack()).expect("yaml"))
+        std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
             .expect("write compose");
         Self::launch(&file, dir, data, &[], env, None)
     }
@@ -484,11 +484,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str) -> Self {
+        Self::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// A client that waits up to `timeout` for each exchange.
+    pub fn with_timeout(base: &str, timeout: Duration) -> Self {
         Self {
             base: base.to_string(),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(30))
-                .build(),
+            agent: ureq::AgentBuilder::new().timeout(timeout).build(),
         }
     }
 

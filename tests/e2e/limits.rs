@@ -306,6 +306,58 @@ fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
     assert!(log.lines().count() < 10, "{log}");
 }
 
+/// The instance pool is porto's, shared by every service: once it is full
+/// a request to any service is 503 `overloaded`, counted as shed by the
+/// pool, though each service is far below its own `max_concurrency`; and
+/// serving resumes when instances end.
+#[test]
+fn a_full_instance_pool_is_503_overloaded_for_every_service() {
+    let porto = Porto::start_with_flags(
+        &fixture_compose(&[("sleep", ", max_concurrency: 50"), ("ok", "")]),
+        &["--instance-pool", "2"],
+    );
+    let sleep = client(&porto, "sleep");
+    let ok = client(&porto, "ok");
+    assert_eq!(ok.get("/").status, 200, "one instance at a time fits");
+    thread::scope(|scope| {
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let sleep = sleep.clone();
+                scope.spawn(move || sleep.get("/"))
+            })
+            .collect();
+        wait_for_in_flight(&porto, "sleep", 2);
+        // In flight is counted just before the instance is taken from the
+        // pool: poll until the pool is seen full.
+        let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS / 2);
+        let refused = loop {
+            let reply = ok.get("/");
+            if reply.status != 200 || Instant::now() > deadline {
+                break reply;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(refused.status, 503, "{}", refused.body);
+        assert_eq!(refused.error_code(), "overloaded");
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        let third = sleep.get("/");
+        assert_eq!(
+            (third.status, third.error_code().as_str()),
+            (503, "overloaded")
+        );
+        for handle in held {
+            assert_eq!(handle.join().expect("thread").status, 504);
+        }
+    });
+    assert_eq!(ok.get("/").status, 200, "instances came back to the pool");
+    let metrics = porto.metrics();
+    for service in ["ok", "sleep"] {
+        let series =
+            format!("porto_requests_shed_total{{service=\"{service}\",reason=\"instance_pool\"}}");
+        assert!(value(&metrics, &series) >= 1.0, "{series}");
+    }
+}
+
 #[test]
 fn porto_limits_bodies_and_headers_at_its_edge() {
     let porto = fixture_stack();

@@ -200,25 +200,44 @@ fn status_and_ps_report_every_service() {
 
 #[test]
 fn guest_failures_are_counted_by_kind() {
-    let porto = Porto::start(&fixtures_compose(&[("trap", "trap", "")]));
-    for _ in 0..2 {
-        assert_eq!(Client::new(porto.url("trap")).get("/").status, 500);
+    let porto = Porto::start(&fixtures_compose(&[
+        ("trap", "trap", ""),
+        ("silent", "silent", ""),
+    ]));
+    for service in ["trap", "silent"] {
+        for _ in 0..2 {
+            let reply = Client::new(porto.url(service)).get("/");
+            assert_eq!(
+                (reply.status, reply.error_code().as_str()),
+                (500, "internal_error"),
+                "{service}: {}",
+                reply.body
+            );
+        }
     }
     let m = porto.metrics();
-    assert_eq!(
-        value(
-            &m,
-            "porto_guest_failures_total{service=\"trap\",kind=\"unreachable_code_reached\"}"
-        ),
-        2.0
-    );
-    assert_eq!(
-        value(
-            &m,
-            "porto_requests_total{service=\"trap\",route=\"GET /\",status=\"500\"}"
-        ),
-        2.0
-    );
+    for (service, kind) in [
+        ("trap", "unreachable_code_reached"),
+        // Returned without ever setting a response.
+        ("silent", "no_response"),
+    ] {
+        assert_eq!(
+            value(
+                &m,
+                &format!("porto_guest_failures_total{{service=\"{service}\",kind=\"{kind}\"}}")
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &m,
+                &format!(
+                    "porto_requests_total{{service=\"{service}\",route=\"GET /\",status=\"500\"}}"
+                )
+            ),
+            2.0
+        );
+    }
 }
 
 #[test]

@@ -42,6 +42,38 @@ fn override_files_are_laid_over_the_base_compose_file() {
     assert_eq!(api.get("/api/users/1").status, 200);
 }
 
+/// A relative path in an override file resolves against the first file's
+/// directory, as with `docker compose`, not the override's own directory
+/// or porto's working directory: each of those holds a different
+/// component under the same name here, and only the first file's answers.
+#[test]
+fn relative_paths_in_an_override_resolve_against_the_first_file() {
+    let fixtures = crate::harness::fixtures();
+    let base = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&fixtures["trap"], base.path().join("base.wasm")).expect("copy");
+    std::fs::copy(&fixtures["ok"], base.path().join("chosen.wasm")).expect("copy");
+    std::fs::copy(&fixtures["silent"], elsewhere.path().join("chosen.wasm")).expect("copy");
+    let base_file = base.path().join("compose.yaml");
+    std::fs::write(
+        &base_file,
+        "services:\n  svc:\n    platform: wasi/wasm\n    ports: ['1:80']\n    x-porto: {component: base.wasm}\n",
+    )
+    .expect("write base");
+    let override_file = elsewhere.path().join("override.yaml");
+    std::fs::write(
+        &override_file,
+        "services:\n  svc:\n    x-porto: {component: chosen.wasm}\n",
+    )
+    .expect("write override");
+    let porto = Porto::start_unmodified_with_flags(
+        &base_file,
+        &["-f", override_file.to_str().expect("utf-8 path")],
+    );
+    let reply = crate::harness::Client::new(porto.url("svc")).get("/");
+    assert_eq!((reply.status, reply.body.as_str()), (200, "\"ok\""));
+}
+
 #[test]
 fn the_on_demand_allocator_serves_the_same_api() {
     let porto = Porto::start_with_flags(&stack(), &["--allocator", "on-demand"]);

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ fn two_hosts_share_one_truth(kv: &str) {
 /// of its own: a host on the same server under another namespace sees
 /// none of the first one's data.
 fn namespaces_keep_stores_apart(kv: &str, other: &str) {
-    let a = Porto::start_with_env(&[("PORTO_KV", kv)]);
+    let a = Porto::start_with_env(&stack(), &[("PORTO_KV", kv)]);
     let same = Porto::start_with_kv(kv);
     let apart = Porto::start_with_kv(other);
     let user = a.gateway().post_json(
@@ -245,15 +245,54 @@ impl Drop for OwnRedis {
     }
 }
 
+/// Redis stopped and started again: requests are 503 `store_unavailable`
+/// at once, health says so, and service resumes (on a fresh, reseeded
+/// store: this Redis keeps nothing).
 #[test]
-fn store_outage_is_a_fast_503_and_service_resumes() {
+fn redis_outage_is_a_fast_503_and_service_resumes() {
     let mut redis = OwnRedis::start();
     let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
+    outage_is_a_fast_503_and_service_resumes(&porto, |up| {
+        if up {
+            redis.restart();
+        } else {
+            redis.stop();
+        }
+    });
+}
+
+/// PostgreSQL going down (every connection cut, new ones closed) and
+/// coming back: the same fast 503s, and afterwards what was written before
+/// the outage is still there and writes work again.
+#[test]
+fn postgres_outage_is_a_fast_503_and_service_resumes() {
+    let relay = Relay::to("127.0.0.1:5432");
+    let porto = Porto::start_with_kv(&relay.postgres_url());
+    let api = porto.gateway();
+    let before = api.post_json(
+        "/api/users",
+        &json!({"name": "Before Outage", "email": "before@example.com"}),
+    );
+    assert_eq!(before.status, 201, "{}", before.body);
+    outage_is_a_fast_503_and_service_resumes(&porto, |up| {
+        relay.set(if up { PASSING } else { DOWN })
+    });
+    let id = before.json()["id"].as_u64().expect("id");
+    assert_eq!(api.get(&format!("/api/users/{id}")).json(), before.json());
+    let after = api.post_json(
+        "/api/users",
+        &json!({"name": "After Outage", "email": "after@example.com"}),
+    );
+    assert_eq!(after.status, 201, "{}", after.body);
+}
+
+/// Takes the store down (`set_up(false)`) and up again (`set_up(true)`).
+fn outage_is_a_fast_503_and_service_resumes(porto: &Porto, mut set_up: impl FnMut(bool)) {
     let api = porto.gateway();
     let users = Client::new(porto.url("user-service"));
     assert_eq!(api.get("/api/users/1").status, 200);
 
-    redis.stop();
+    set_up(false);
     let started = Instant::now();
     let down = api.get("/api/users/1");
     assert_eq!(
@@ -275,12 +314,11 @@ fn store_outage_is_a_fast_503_and_service_resumes() {
         "unavailable"
     );
 
-    redis.restart();
+    set_up(true);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = api.get("/api/users/1");
         if r.status == 200 {
-            // A fresh Redis: the store was seeded again.
             assert_eq!(r.json()["name"], "Alice Johnson");
             break;
         }
@@ -292,6 +330,38 @@ fn store_outage_is_a_fast_503_and_service_resumes() {
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(users.get("/healthz").status, 200);
+}
+
+/// `x-porto.kv_pool_size` bounds porto's connections to the store: 32
+/// clients reading at once never have more than that many open through
+/// the relay that stands in for PostgreSQL.
+#[test]
+fn kv_pool_size_bounds_the_connections_to_the_store() {
+    const POOL: usize = 3;
+    let relay = Relay::to("127.0.0.1:5432");
+    let mut compose = stack();
+    compose["x-porto"] = serde_yaml_ng::from_str(&format!(
+        "{{kv: '{}', kv_pool_size: {POOL}}}",
+        relay.postgres_url()
+    ))
+    .expect("yaml");
+    let porto = Porto::start(&compose);
+    let users = Client::new(porto.url("user-service"));
+    thread::scope(|scope| {
+        for _ in 0..32 {
+            let users = users.clone();
+            scope.spawn(move || {
+                for _ in 0..40 {
+                    assert_eq!(users.get("/users?limit=100").status, 200);
+                }
+            });
+        }
+    });
+    let peak = relay.peak_open();
+    assert!(
+        (1..=POOL).contains(&peak),
+        "{peak} connections open at once with kv_pool_size {POOL}"
+    );
 }
 
 /// A store that accepts and never answers, which a refused connection does
@@ -312,26 +382,56 @@ fn a_store_that_never_answers_is_a_503_by_the_deadline() {
     );
 }
 
-/// A TCP relay to PostgreSQL that can stop passing bytes on while keeping
-/// every connection open: a server that has stopped answering, for a
-/// client library with no timeouts of its own (tokio-postgres), so what
-/// ends the wait is porto's deadline.
-struct FreezableRelay {
+/// A TCP relay to a store, standing in for the store's server: it can
+/// stop answering while keeping every connection open (frozen: for a
+/// client library with no timeouts of its own, tokio-postgres, what ends
+/// the wait is porto's deadline), go down (every connection cut as it is
+/// next used, new ones closed at once, as a crashed server), and it counts
+/// the connections open through it.
+struct Relay {
     port: u16,
-    frozen: Arc<AtomicBool>,
+    state: Arc<RelayState>,
 }
 
-impl FreezableRelay {
+#[derive(Default)]
+struct RelayState {
+    /// `PASSING`, `FROZEN` or `DOWN`.
+    mode: AtomicU8,
+    open: AtomicUsize,
+    peak_open: AtomicUsize,
+}
+
+const PASSING: u8 = 0;
+const FROZEN: u8 = 1;
+const DOWN: u8 = 2;
+
+/// One relayed connection, shared by its two directions: counted open
+/// until both have ended.
+struct RelayedConnection(Arc<RelayState>);
+
+impl Drop for RelayedConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Relay {
     fn to(upstream: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
-        let frozen = Arc::new(AtomicBool::new(false));
-        let relay_frozen = frozen.clone();
+        let state = Arc::new(RelayState::default());
+        let relay_state = state.clone();
         thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
+                if relay_state.mode.load(Ordering::SeqCst) == DOWN {
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
+                let open = relay_state.open.fetch_add(1, Ordering::SeqCst) + 1;
+                relay_state.peak_open.fetch_max(open, Ordering::SeqCst);
+                let connection = Arc::new(RelayedConnection(relay_state.clone()));
                 for (from, to) in [
                     (client.try_clone(), server.try_clone()),
                     (server.try_clone(), client.try_clone()),
@@ -339,30 +439,49 @@ impl FreezableRelay {
                     let (Ok(from), Ok(to)) = (from, to) else {
                         continue;
                     };
-                    let frozen = relay_frozen.clone();
-                    thread::spawn(move || pass_on(from, to, &frozen));
+                    let connection = connection.clone();
+                    thread::spawn(move || pass_on(from, to, &connection));
                 }
             }
         });
-        Self { port, frozen }
+        Self { port, state }
+    }
+
+    fn set(&self, mode: u8) {
+        self.state.mode.store(mode, Ordering::SeqCst);
     }
 
     fn freeze(&self, frozen: bool) {
-        self.frozen.store(frozen, Ordering::SeqCst);
+        self.set(if frozen { FROZEN } else { PASSING });
+    }
+
+    /// The most connections that were open through the relay at once.
+    fn peak_open(&self) -> usize {
+        self.state.peak_open.load(Ordering::SeqCst)
+    }
+
+    fn postgres_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/test?namespace={}",
+            self.port,
+            namespace()
+        )
     }
 }
 
-fn pass_on(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool) {
+fn pass_on(mut from: TcpStream, mut to: TcpStream, connection: &RelayedConnection) {
+    let mode = &connection.0.mode;
     let mut buffer = [0u8; 16 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buffer) {
-        while frozen.load(Ordering::SeqCst) {
+        while mode.load(Ordering::SeqCst) == FROZEN {
             thread::sleep(Duration::from_millis(5));
         }
-        if to.write_all(&buffer[..n]).is_err() {
+        if mode.load(Ordering::SeqCst) == DOWN || to.write_all(&buffer[..n]).is_err() {
             break;
         }
     }
     let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
 }
 
 /// porto's own deadline on a key-value operation (2 s, README): against a
@@ -371,12 +490,8 @@ fn pass_on(mut from: TcpStream, mut to: TcpStream, frozen: &AtomicBool) {
 /// and service resumes once the server answers again.
 #[test]
 fn porto_gives_a_silent_store_2_s_per_operation() {
-    let relay = FreezableRelay::to("127.0.0.1:5432");
-    let porto = Porto::start_with_kv(&format!(
-        "postgres://postgres@127.0.0.1:{}/test?namespace={}",
-        relay.port,
-        namespace()
-    ));
+    let relay = Relay::to("127.0.0.1:5432");
+    let porto = Porto::start_with_kv(&relay.postgres_url());
     let waited = frozen_store_is_a_503_then_resumes(&porto, |frozen| relay.freeze(frozen));
     assert!(
         waited >= KV_DEADLINE - Duration::from_millis(50) && waited < KV_DEADLINE * 2,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::Porto;
+use crate::harness::{Porto, stack};
 
 /// A span as the test needs it.
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ fn named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
 #[test]
 fn one_trace_spans_the_gateway_and_its_upstreams() {
     let (endpoint, received) = collector();
-    let mut porto = Porto::start_with_env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let mut porto = Porto::start_with_env(&stack(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
     let api = porto.gateway();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
@@ -129,4 +129,81 @@ fn one_trace_spans_the_gateway_and_its_upstreams() {
         named(&own, "user-service GET /users/:id").parent,
         call.span_id
     );
+}
+
+/// A call to a host on the network carries the trace too: the upstream
+/// (a listener of the test's, the gateway's user-service) receives a
+/// `traceparent` in the client's trace whose parent is the gateway's
+/// outbound span.
+#[test]
+fn a_call_to_a_network_host_carries_the_trace() {
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream_host = upstream.local_addr().expect("addr").to_string();
+    let (heads, received_heads) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in upstream.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push_str(&line);
+                line.clear();
+            }
+            let _ = heads.send(head);
+            let _ = reader.get_mut().write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+            );
+        }
+    });
+    let mut compose = stack();
+    let services = compose["services"].as_mapping_mut().expect("services");
+    services.remove("user-service");
+    services.remove("order-service");
+    let gateway = &mut compose["services"]["api-gateway"];
+    gateway["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+    gateway["environment"]["USER_SERVICE_URL"] = format!("http://{upstream_host}").into();
+    gateway["environment"]["ORDER_SERVICE_URL"] = "http://127.0.0.1:9".into();
+    gateway["x-porto"]["allow_hosts"] = serde_yaml_ng::Value::Sequence(vec![upstream_host.into()]);
+    let (endpoint, received) = collector();
+    let mut porto = Porto::start_with_env(&compose, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let client_span = "b7ad6b7169203331";
+    porto.gateway().send(
+        "GET",
+        "/api/users/1",
+        &[("traceparent", &format!("00-{trace}-{client_span}-01"))],
+        None,
+    );
+    let head = received_heads
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the gateway called the upstream");
+    let traceparent = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("traceparent"))
+                .map(|(_, value)| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no traceparent in\n{head}"));
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{traceparent}");
+    assert_eq!(parts[1], trace, "the client's trace");
+    assert!(porto.stop().success());
+
+    let documents: Vec<Value> = received
+        .recv_timeout(Duration::from_secs(10))
+        .into_iter()
+        .chain(received.try_iter())
+        .collect();
+    let spans = spans(&documents);
+    let call = named(&spans, "api-gateway -> 127.0.0.1");
+    assert_eq!(call.trace_id, trace);
+    assert_eq!(
+        parts[2], call.span_id,
+        "the upstream's parent is the outbound span"
+    );
+    let served = named(&spans, "api-gateway GET /api/users/:id");
+    assert_eq!(call.parent, served.span_id);
+    assert_eq!(served.parent, client_span);
 }

@@ -51,6 +51,7 @@ async fn serve(settings: Settings, wasm: Vec<u8>) -> anyhow::Result<()> {
         services: vec![(settings.service, wasm)],
         kv,
         allocator: settings.allocator,
+        instance_pool: porto_host::DEFAULT_INSTANCE_POOL,
         cache_dir,
     })?;
     let listener = TcpListener::bind(settings.listen)

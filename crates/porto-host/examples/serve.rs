@@ -37,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         services: vec![(ServiceConfig::new(name.clone()), wasm)],
         kv,
         allocator: Allocator::Auto,
+        instance_pool: porto_host::DEFAULT_INSTANCE_POOL,
         cache_dir: std::env::temp_dir().join("porto-example-cache"),
     })?;
 

@@ -8,6 +8,7 @@
 //! (wasm bytes, engine configuration) and kept under `cache_dir`.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -17,7 +18,6 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 use crate::error::HostError;
 use crate::limits::{
     CORE_INSTANCES_PER_COMPONENT, EPOCH_TICK, KEEP_RESIDENT_BYTES, KEEP_RESIDENT_TABLE_BYTES,
-    POOL_COMPONENT_INSTANCES,
 };
 
 pub(crate) struct EngineInfo {
@@ -40,10 +40,12 @@ pub enum Allocator {
 }
 
 /// Builds the engine; `max_memory_bytes` is the largest memory any
-/// service may grow to.
+/// service may grow to, `instance_pool` the component instances a pooling
+/// allocator holds at once.
 pub(crate) fn new_engine(
     max_memory_bytes: u64,
     allocator: Allocator,
+    instance_pool: NonZeroU32,
 ) -> Result<EngineInfo, HostError> {
     if !host_has_vector_unit() {
         return Err(HostError::NoVectorUnit);
@@ -65,14 +67,15 @@ pub(crate) fn new_engine(
     }
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::default();
-    let core_instances = POOL_COMPONENT_INSTANCES * CORE_INSTANCES_PER_COMPONENT;
-    pool.total_component_instances(POOL_COMPONENT_INSTANCES)
+    let component_instances = instance_pool.get();
+    let core_instances = component_instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT);
+    pool.total_component_instances(component_instances)
         .total_core_instances(core_instances)
         .total_tables(core_instances)
         // One linear memory per component: the shims use their module's.
-        .total_memories(POOL_COMPONENT_INSTANCES)
+        .total_memories(component_instances)
         // One fiber stack per instance: each runs its request on one.
-        .total_stacks(POOL_COMPONENT_INSTANCES)
+        .total_stacks(component_instances)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
@@ -260,6 +263,7 @@ impl Inspector {
         let engine = new_engine(
             crate::limits::Limits::default().max_memory_bytes,
             Allocator::Auto,
+            crate::limits::DEFAULT_INSTANCE_POOL,
         )?
         .engine;
         Ok(Self {

@@ -9,7 +9,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::num::NonZeroUsize;
-//! use porto_host::{Allocator, ServiceConfig, Stack, StackConfig};
+//! use porto_host::{Allocator, DEFAULT_INSTANCE_POOL, ServiceConfig, Stack, StackConfig};
 //!
 //! let wasm = std::fs::read("hello.wasm")?;
 //! let kv = porto_kv::connect(&porto_kv::KvSpec::Embedded, "data".as_ref(), NonZeroUsize::MIN).await?;
@@ -17,6 +17,7 @@
 //!     services: vec![(ServiceConfig::new("hello"), wasm)],
 //!     kv,
 //!     allocator: Allocator::Auto,
+//!     instance_pool: DEFAULT_INSTANCE_POOL,
 //!     cache_dir: "cache".into(),
 //! })?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -67,7 +68,7 @@ pub use engine::{
 };
 pub use error::HostError;
 pub use limits::{
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
+    DEFAULT_INSTANCE_POOL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_REQUEST_TIMEOUT, Limits, MAX_SLOT_WAIT,
 };
 pub use server::raise_open_file_limit;

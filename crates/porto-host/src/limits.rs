@@ -8,6 +8,7 @@
 //! (head size, declared and actual body size, body arrival time) run here,
 //! before an instance exists.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
 /// Per service; three services at the default, every request holding two
 /// instances (through the gateway), stay inside the pool of
-/// [`POOL_COMPONENT_INSTANCES`].
+/// [`DEFAULT_INSTANCE_POOL`].
 pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
@@ -90,10 +91,13 @@ pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 /// core instances).
 pub(crate) const MAX_INSTANCES_PER_STORE: usize = 64;
 
-/// Component instances the pool holds at once, across all services: one
-/// per request inside a guest, so 1,000 requests through the gateway (two
-/// instances each) fit. Beyond it a request is refused with 503.
-pub(crate) const POOL_COMPONENT_INSTANCES: u32 = 2_000;
+/// Component instances the pool holds at once, across all services, by
+/// default: one per request inside a guest, so 1,000 requests through the
+/// gateway (two instances each) fit. Beyond it a request is refused with
+/// 503 `overloaded`. Each slot reserves address space (not memory) for the
+/// largest memory a service may have, so a host with little address space
+/// runs a smaller pool (`StackConfig::instance_pool`).
+pub const DEFAULT_INSTANCE_POOL: NonZeroU32 = NonZeroU32::new(2_000).expect("non-zero");
 
 /// Core instances (and tables) the pool keeps per component instance. A
 /// wasm32-wasip2 component made by Rust has three core instances (its

@@ -8,6 +8,7 @@
 //! pre-instantiated. [`Stack::serve`] then takes already-bound listeners.
 //! `porto up`, the benchmarks and any other front end start this way.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,10 @@ pub struct StackConfig {
     /// Where the guests' `wasi:keyvalue` data lives (`porto_kv::connect`).
     pub kv: Arc<dyn KvBackend>,
     pub allocator: Allocator,
+    /// Component instances the pooling allocator holds at once, across
+    /// all services ([`DEFAULT_INSTANCE_POOL`](crate::DEFAULT_INSTANCE_POOL));
+    /// a request that finds it full is answered 503 `overloaded`.
+    pub instance_pool: NonZeroU32,
     /// Compiled components are kept here, keyed by wasm digest and engine,
     /// so a second start skips compiling.
     pub cache_dir: PathBuf,
@@ -95,6 +100,7 @@ impl Stack {
             services,
             kv,
             allocator,
+            instance_pool,
             cache_dir,
         } = config;
         let max_memory = services
@@ -102,7 +108,7 @@ impl Stack {
             .map(|(config, _)| config.limits.max_memory_bytes)
             .max()
             .unwrap_or(0);
-        let engine = engine::new_engine(max_memory, allocator)?;
+        let engine = engine::new_engine(max_memory, allocator, instance_pool)?;
         engine::start_epoch_ticker(&engine.engine);
         let linker = linker(&engine.engine)?;
         let mut running = Vec::new();

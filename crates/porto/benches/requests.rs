@@ -64,7 +64,14 @@ fn stack(compose: &Path, dir: &Path) -> Stack {
         .expect("tokio")
         .block_on(app.connect_kv(&dir.join("data")))
         .expect("kv");
-    Stack::start(app.stack_config(wasm, kv, Allocator::Auto, &dir.join("cache"))).expect("stack")
+    Stack::start(app.stack_config(
+        wasm,
+        kv,
+        Allocator::Auto,
+        porto_host::DEFAULT_INSTANCE_POOL,
+        &dir.join("cache"),
+    ))
+    .expect("stack")
 }
 
 fn get(path: &str) -> hyper::Request<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> {

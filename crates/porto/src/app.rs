@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +158,7 @@ impl App {
         components: impl IntoIterator<Item = Vec<u8>>,
         kv: Arc<dyn KvBackend>,
         allocator: Allocator,
+        instance_pool: NonZeroU32,
         cache_dir: &Path,
     ) -> StackConfig {
         StackConfig {
@@ -169,6 +170,7 @@ impl App {
                 .collect(),
             kv,
             allocator,
+            instance_pool,
             cache_dir: cache_dir.to_path_buf(),
         }
     }

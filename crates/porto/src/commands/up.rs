@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +81,14 @@ pub struct UpArgs {
     #[arg(long, value_enum, env = "PORTO_ALLOCATOR", default_value = "auto")]
     pub allocator: Allocator,
 
+    /// Component instances the pooling allocator holds at once, across all
+    /// services: one per request inside a guest (two through the gateway).
+    /// A request that finds the pool full is answered 503 `overloaded`.
+    /// Each slot reserves address space for the largest memory limit, so
+    /// lower it where address space is scarce.
+    #[arg(long, env = "PORTO_INSTANCE_POOL", value_name = "N", default_value_t = porto_host::DEFAULT_INSTANCE_POOL)]
+    pub instance_pool: NonZeroU32,
+
     /// Do not open the admin listener.
     #[arg(long, conflicts_with = "admin")]
     pub no_admin: bool,
@@ -144,7 +152,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let wasm = sources.iter().map(|source| source.wasm.clone());
-    let stack = Stack::start(app.stack_config(wasm, kv, args.allocator, &args.cache_dir))?;
+    let stack = Stack::start(app.stack_config(
+        wasm,
+        kv,
+        args.allocator,
+        args.instance_pool,
+        &args.cache_dir,
+    ))?;
 
     let mut listeners = Vec::new();
     for spec in &app.services {

@@ -1,5 +1,7 @@
-//! Fixture: answers after 300 ms (or `?ms=N`, up to 60 s), for draining,
-//! concurrency and in-flight memory measurements.
+//! Fixture: answers after 300 ms (or `?ms=N`, up to 60 s; or `DELAY_MS`
+//! from its environment when the caller cannot add a query, as when it
+//! stands in for an upstream), for draining, concurrency and in-flight
+//! memory measurements.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unreachable_code))]
 
 use service_kit::{ApiError, ApiRequest, ApiResponse};
@@ -13,7 +15,10 @@ async fn handle(request: ApiRequest) -> Result<ApiResponse, ApiError> {
             .ok()
             .filter(|ms| *ms <= 60_000)
             .ok_or_else(|| ApiError::bad_request("invalid_ms", "ms must be 0..=60000"))?,
-        None => 300,
+        None => std::env::var("DELAY_MS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(300),
     };
     wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
     Ok(ApiResponse::ok(&"slow"))
