@@ -20,6 +20,7 @@ mod observability;
 mod openapi;
 mod orders;
 mod portability;
+mod reuse;
 mod scale_out;
 mod traces;
 mod users;

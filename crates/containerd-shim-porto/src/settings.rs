@@ -14,18 +14,19 @@
 //! | `PORTO_DATA` | `/data` (mount a volume there) |
 //! | `PORTO_ALLOW_HOSTS` | `*`: any host, the container network being the boundary; comma-separated `host` or `host:port` narrows it, empty allows none |
 //! | `PORTO_REQUEST_TIMEOUT_MS`, `PORTO_MAX_MEMORY_MIB`, `PORTO_MAX_CONCURRENCY`, `PORTO_MAX_BODY_BYTES` | as porto's `x-porto` limits |
+//! | `PORTO_MAX_INSTANCE_REUSE`, `PORTO_REUSE_IDLE_TIMEOUT_MS`, `PORTO_REUSE_MAX_MEMORY_MIB` | as porto's `x-porto` reuse keys (default: a fresh instance per request) |
 //! | `PORTO_DRAIN_TIMEOUT` | 10 (seconds in-flight requests get after SIGTERM) |
 //! | `PORTO_LOG` | `info` |
 //! | `PORTO_ALLOCATOR` | `auto` (`pooling`, `on-demand`) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use porto_host::{Allocator, Limits, ServiceConfig};
+use porto_host::{Allocator, Limits, Reuse, ServiceConfig};
 use porto_kv::KvSpec;
 
 const PREFIX: &str = "PORTO_";
@@ -88,6 +89,15 @@ impl Settings {
             max_concurrency: parsed(&porto, "MAX_CONCURRENCY")?.unwrap_or(defaults.max_concurrency),
             max_body_bytes: parsed(&porto, "MAX_BODY_BYTES")?.unwrap_or(defaults.max_body_bytes),
         };
+        let default_reuse = Reuse::default();
+        let reuse = Reuse {
+            max_requests: parsed::<NonZeroU32>(&porto, "MAX_INSTANCE_REUSE")?
+                .map_or(default_reuse.max_requests, NonZeroU32::get),
+            idle_timeout: parsed(&porto, "REUSE_IDLE_TIMEOUT_MS")?
+                .map_or(default_reuse.idle_timeout, Duration::from_millis),
+            max_memory_bytes: parsed::<u64>(&porto, "REUSE_MAX_MEMORY_MIB")?
+                .map_or(default_reuse.max_memory_bytes, |mib| mib * 1024 * 1024),
+        };
         let kv = parsed(&porto, "KV")?.unwrap_or_default();
         let allocator = match get("ALLOCATOR").unwrap_or("auto") {
             "auto" => Allocator::Auto,
@@ -110,6 +120,7 @@ impl Settings {
                 allowed_hosts,
                 buckets,
                 limits,
+                reuse,
             },
             listen: parsed(&porto, "LISTEN")?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
             kv,

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::limits::Limits;
+use crate::reuse::Reuse;
 
 /// One service: its name, what its guest sees and may reach, its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct ServiceConfig {
     /// `wasi:keyvalue` buckets it may open; any other is access-denied.
     pub buckets: BTreeSet<String>,
     pub limits: Limits,
+    /// Whether an instance may serve more than one request (off by default).
+    pub reuse: Reuse,
 }
 
 impl ServiceConfig {
@@ -35,6 +38,7 @@ impl ServiceConfig {
             allowed_services: BTreeSet::new(),
             allowed_hosts: Vec::new(),
             limits: Limits::default(),
+            reuse: Reuse::default(),
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Running one request's guest: a new [`Store`] with a fresh [`Host`], an
-//! epoch deadline for the service's request timeout, `instantiate_async`
-//! from the `ProxyPre` made at start-up, `call_handle`; and, when the guest
-//! gives no answer, why (counted by kind).
+//! Running one request's guest: a [`Store`] with a fresh [`Host`] (or a
+//! kept instance given the request's host state, when the service reuses
+//! instances: `reuse.rs`), an epoch deadline for the service's request
+//! timeout, `instantiate_async` from the `ProxyPre` made at start-up,
+//! `call_handle`; and, when the guest gives no answer, why (counted by
+//! kind).
 //!
 //! Nothing survives the request but what the guest wrote to the key-value
-//! store.
+//! store, and, with reuse, the instance itself.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +21,7 @@ use tokio::sync::oneshot;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::failure::Failure;
@@ -27,44 +30,107 @@ use crate::kv::KvView;
 use crate::limits::ticks;
 use crate::metrics::{InFlight, ServiceMetrics, snake_case};
 use crate::outbound::Outbound;
+use crate::reuse::Retired;
 use crate::runtime::Runtime;
-use crate::service::Service;
+use crate::service::{Loaded, Service};
 
-/// One request's instance, from instantiation to the end of its handler.
-type Guest = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send>>;
+/// One request's instance, from instantiation (or being taken from the
+/// kept ones) to the end of its handler.
+type Guest = Pin<Box<dyn Future<Output = Ended> + Send>>;
+
+/// How a guest ended: its handler's outcome, and its instance when it got
+/// one, to be kept or dropped.
+struct Ended {
+    outcome: wasmtime::Result<()>,
+    instance: Option<(Store<Host>, Proxy)>,
+}
 
 /// What came first: the guest's answer, or the end of the guest.
 enum Stage {
     Answered(
         Result<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>, oneshot::error::RecvError>,
     ),
-    Ended(Result<wasmtime::Result<()>, String>),
+    Ended(Result<Ended, String>),
+}
+
+/// The instance a request runs on, and how many requests it served before.
+struct Instance {
+    store: Store<Host>,
+    source: Source,
+    loaded: Arc<Loaded>,
+    served: u32,
+}
+
+/// Where the request's instance comes from.
+enum Source {
+    Kept(Proxy),
+    Fresh(ProxyPre<Host>),
 }
 
 impl Runtime {
-    /// The store data of one instance of `service`.
-    fn host(self: &Arc<Self>, service: &Service, request_id: &str, trace: SpanContext) -> Host {
-        let request_id: Arc<str> = Arc::from(request_id);
-        let kv = KvView {
-            backend: self.kv.clone(),
-            buckets: service.buckets.clone(),
-            service: service.name.clone(),
-        };
-        let outbound = Outbound::new(
+    /// The outbound hooks of one request of `service`.
+    fn outbound(
+        self: &Arc<Self>,
+        service: &Service,
+        request_id: &Arc<str>,
+        trace: SpanContext,
+    ) -> Outbound {
+        Outbound::new(
             self.clone(),
             self.metrics.clone(),
             service.name.clone(),
             service.config.clone(),
             request_id.clone(),
             trace,
-        );
-        Host::new(
+        )
+    }
+
+    /// A kept instance of `service` made ready for this request, or a new
+    /// store for a fresh one.
+    fn instance_for(
+        self: &Arc<Self>,
+        service: &Service,
+        request_id: &str,
+        trace: &SpanContext,
+    ) -> Instance {
+        let request_id: Arc<str> = Arc::from(request_id);
+        let loaded = service.current();
+        if service.config.reuse.enabled()
+            && let Some(kept) = service.idle.take(&loaded, |why| {
+                self.metrics.retired(&service.name, why.label(), 1);
+            })
+        {
+            let mut store = kept.store;
+            let outbound = self.outbound(service, &request_id, trace.clone());
+            store.data_mut().begin_request(request_id, outbound);
+            return Instance {
+                store,
+                source: Source::Kept(kept.proxy),
+                loaded: kept.loaded,
+                served: kept.served,
+            };
+        }
+        let kv = KvView {
+            backend: self.kv.clone(),
+            buckets: service.buckets.clone(),
+            service: service.name.clone(),
+        };
+        let outbound = self.outbound(service, &request_id, trace.clone());
+        let host = Host::new(
             service.name.clone(),
             &service.config,
             request_id,
             kv,
             outbound,
-        )
+        );
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.limits);
+        Instance {
+            store,
+            source: Source::Fresh(loaded.pre.clone()),
+            loaded,
+            served: 0,
+        }
     }
 
     pub(crate) async fn run_guest(
@@ -75,11 +141,16 @@ impl Runtime {
         trace: &SpanContext,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let timeout = service.config.limits.request_timeout;
-        let mut store = Store::new(&self.engine, self.host(service, request_id, trace.clone()));
-        store.limiter(|host| &mut host.limits);
+        let Instance {
+            mut store,
+            source,
+            loaded,
+            served,
+        } = self.instance_for(service, request_id, trace);
         // Every tick a running guest yields to tokio, so a guest that never
         // awaits (an infinite loop) cannot hold a worker thread; once its
-        // time is up it traps.
+        // time is up it traps. Set for each request: a kept instance gets
+        // the whole timeout again.
         let allowed = ticks(timeout);
         let mut used = 0u64;
         store.set_epoch_deadline(1);
@@ -103,24 +174,47 @@ impl Runtime {
             .http()
             .new_response_outparam(sender)
             .map_err(|e| Failure::internal(format!("response slot: {e:#}")))?;
-        let pre = service.current().pre.clone();
         let ServiceMetrics {
             in_flight,
             instantiation,
+            reused,
         } = service
             .metrics
             .get_or_init(|| self.metrics.for_service(&service.name))
             .clone();
+        let runtime = self.clone();
         let mut guest: Guest = Box::pin(async move {
             // Dropped when the instance is done or its future dropped.
             let _in_flight = InFlight::enter(in_flight);
-            let started = std::time::Instant::now();
-            let proxy = pre.instantiate_async(&mut store).await?;
-            instantiation.observe(started.elapsed().as_secs_f64());
-            proxy
+            let proxy = match source {
+                Source::Kept(proxy) => {
+                    reused.inc();
+                    proxy
+                }
+                Source::Fresh(pre) => {
+                    let started = std::time::Instant::now();
+                    match runtime.instantiate(&pre, &mut store).await {
+                        Ok(proxy) => {
+                            instantiation.observe(started.elapsed().as_secs_f64());
+                            proxy
+                        }
+                        Err(error) => {
+                            return Ended {
+                                outcome: Err(error),
+                                instance: None,
+                            };
+                        }
+                    }
+                }
+            };
+            let outcome = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await
+                .await;
+            Ended {
+                outcome,
+                instance: Some((store, proxy)),
+            }
         });
         // The guest runs in this connection's task until it answers, and
         // is spawned only if it still has work then (streaming the rest of
@@ -140,29 +234,121 @@ impl Runtime {
             Err(_) => {
                 // Dropping the guest drops its instance.
                 self.metrics.guest_failure(&service.name, "timeout");
+                self.retire_failed(service);
                 return Err(Failure::timeout(timeout));
             }
             Ok(Stage::Answered(Ok(answer))) => {
-                tokio::spawn(async move {
-                    let _ = guest.await;
-                });
+                let answered = answer.is_ok();
+                // Most guests have ended by now: then the instance is kept
+                // before the response leaves, ready for the next request.
+                match std::future::poll_fn(|cx| Poll::Ready(poll_guest(&mut guest, cx))).await {
+                    Poll::Ready(ended) => self.keep(service, loaded, served, answered, ended),
+                    Poll::Pending => {
+                        let (runtime, service) = (self.clone(), service.clone());
+                        tokio::spawn(async move {
+                            let ended = std::future::poll_fn(|cx| poll_guest(&mut guest, cx)).await;
+                            runtime.keep(&service, loaded, served, answered, ended);
+                        });
+                    }
+                }
                 answer
             }
             Ok(Stage::Answered(Err(_))) => {
                 // The guest dropped its response slot unset: find out why
                 // once it ends.
                 let ended = std::future::poll_fn(|cx| poll_guest(&mut guest, cx)).await;
-                return Err(self.diagnose(service, ended, timeout));
+                self.retire_failed(service);
+                return Err(self.diagnose(service, ended.map(|e| e.outcome), timeout));
             }
             Ok(Stage::Ended(ended)) => match receiver.try_recv() {
-                Ok(answer) => answer,
-                Err(_) => return Err(self.diagnose(service, ended, timeout)),
+                Ok(answer) => {
+                    self.keep(service, loaded, served, answer.is_ok(), ended);
+                    answer
+                }
+                Err(_) => {
+                    self.retire_failed(service);
+                    return Err(self.diagnose(service, ended.map(|e| e.outcome), timeout));
+                }
             },
         };
         answer.map_err(|code| {
             self.metrics.guest_failure(&service.name, "error_response");
             Failure::internal(format!("guest answered with an error: {code:?}"))
         })
+    }
+
+    /// Instantiates from `pre`; when the pool is full, first gives back
+    /// the kept instances of every service, which hold pool slots while
+    /// they wait, and tries once more.
+    async fn instantiate(
+        &self,
+        pre: &ProxyPre<Host>,
+        store: &mut Store<Host>,
+    ) -> wasmtime::Result<Proxy> {
+        match pre.instantiate_async(&mut *store).await {
+            Err(error)
+                if error.is::<wasmtime::PoolConcurrencyLimitError>() && self.drop_kept() > 0 =>
+            {
+                pre.instantiate_async(store).await
+            }
+            result => result,
+        }
+    }
+
+    /// Drops every kept instance of every service; how many.
+    fn drop_kept(&self) -> usize {
+        self.services()
+            .iter()
+            .map(|service| {
+                let dropped = service.idle.clear();
+                if dropped > 0 {
+                    self.metrics
+                        .retired(&service.name, Retired::PoolFull.label(), dropped);
+                }
+                dropped
+            })
+            .sum()
+    }
+
+    /// Keeps the instance of a request that ended cleanly with an answer
+    /// for the service's next request, if its reuse policy allows.
+    fn keep(
+        &self,
+        service: &Service,
+        loaded: Arc<Loaded>,
+        served_before: u32,
+        answered: bool,
+        ended: Result<Ended, String>,
+    ) {
+        let policy = &service.config.reuse;
+        if !policy.enabled() {
+            return;
+        }
+        let Ok(Ended {
+            outcome: Ok(()),
+            instance: Some((store, proxy)),
+        }) = ended
+        else {
+            self.retire_failed(service);
+            return;
+        };
+        if !answered {
+            self.retire_failed(service);
+            return;
+        }
+        if let Err(why) = service
+            .idle
+            .keep(store, proxy, loaded, served_before + 1, policy)
+        {
+            self.metrics.retired(&service.name, why.label(), 1);
+        }
+    }
+
+    fn retire_failed(&self, service: &Service) {
+        if service.config.reuse.enabled() {
+            self.metrics
+                .retired(&service.name, Retired::Failed.label(), 1);
+        }
     }
 
     /// Why a guest ended without answering, counted by kind.
@@ -206,10 +392,7 @@ impl Runtime {
 
 /// Polls `guest`, turning a panic in the host code it runs into an error
 /// for its request alone, as a panicking task would have been.
-fn poll_guest(
-    guest: &mut Guest,
-    cx: &mut std::task::Context<'_>,
-) -> Poll<Result<wasmtime::Result<()>, String>> {
+fn poll_guest(guest: &mut Guest, cx: &mut std::task::Context<'_>) -> Poll<Result<Ended, String>> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guest.as_mut().poll(cx))) {
         Ok(poll) => poll.map(Ok),
         Err(panic) => Poll::Ready(Err(panic

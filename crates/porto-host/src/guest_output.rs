@@ -3,10 +3,12 @@
 //! Each line a guest prints becomes one log event carrying the service
 //! name and the request id, so output from concurrent instances never
 //! interleaves mid-line and can be traced back to the request that made it.
+//! A reused instance is attributed to each request in turn
+//! ([`Attribution`]).
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
@@ -15,23 +17,42 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 /// A line longer than this is logged in pieces rather than buffered on.
 const MAX_LINE: usize = 16 * 1024;
 
+/// The request an instance is serving now, which its output is logged
+/// under.
+pub struct Attribution {
+    pub request_id: Arc<str>,
+    /// The request's span: wasmtime writes guest output from its own
+    /// task, so the span is carried here rather than found current.
+    pub span: tracing::Span,
+}
+
+impl Attribution {
+    /// The request being served in the current span.
+    pub fn current(request_id: Arc<str>) -> Arc<RwLock<Attribution>> {
+        Arc::new(RwLock::new(Self {
+            request_id,
+            span: tracing::Span::current(),
+        }))
+    }
+}
+
 #[derive(Clone)]
 pub struct GuestOutput {
     service: Arc<str>,
-    request_id: Arc<str>,
     stream: &'static str,
-    /// The request's span: wasmtime writes guest output from its own
-    /// task, so the span is carried here rather than found current.
-    span: tracing::Span,
+    attribution: Arc<RwLock<Attribution>>,
 }
 
 impl GuestOutput {
-    pub fn new(service: Arc<str>, request_id: Arc<str>, stream: &'static str) -> Self {
+    pub fn new(
+        service: Arc<str>,
+        attribution: Arc<RwLock<Attribution>>,
+        stream: &'static str,
+    ) -> Self {
         Self {
             service,
-            request_id,
             stream,
-            span: tracing::Span::current(),
+            attribution,
         }
     }
 }
@@ -61,11 +82,13 @@ impl LineWriter {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let o = &self.output;
-        let _span = o.span.enter();
+        let attribution = o.attribution.read().unwrap_or_else(|p| p.into_inner());
+        let _span = attribution.span.enter();
+        let request_id = &attribution.request_id;
         if o.stream == "stderr" {
-            tracing::warn!(target: "guest", service = %o.service, request_id = %o.request_id, "{text}");
+            tracing::warn!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
         } else {
-            tracing::info!(target: "guest", service = %o.service, request_id = %o.request_id, "{text}");
+            tracing::info!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
         }
     }
 

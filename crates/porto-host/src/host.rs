@@ -1,20 +1,22 @@
 //! The per-request store data: what one guest instance may touch.
 //!
-//! A [`Host`] is built fresh for every request and dropped with it. It
-//! holds the instance's WASI context (its service's environment, output
-//! captured to the log, no preopened directories, no sockets), its
+//! A [`Host`] is built with its instance and dropped with it: for every
+//! request, or for several one after another when its service reuses
+//! instances, and then [`Host::begin_request`] gives it each request's own
+//! state. It holds the instance's WASI context (its service's environment,
+//! output captured to the log, no preopened directories, no sockets), its
 //! wasi:http context with the [`Outbound`] hooks, its key-value view (only
 //! its service's buckets) and its memory limits.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::ServiceConfig;
-use crate::guest_output::GuestOutput;
+use crate::guest_output::{Attribution, GuestOutput};
 use crate::kv::{KvCtx, KvView};
 use crate::limits::MAX_INSTANCES_PER_STORE;
 use crate::outbound::Outbound;
@@ -25,7 +27,8 @@ pub struct Host {
     table: ResourceTable,
     kv: KvView,
     outbound: Outbound,
-    pub(crate) limits: StoreLimits,
+    attribution: Arc<RwLock<Attribution>>,
+    pub(crate) limits: InstanceLimits,
 }
 
 impl Host {
@@ -36,14 +39,15 @@ impl Host {
         kv: KvView,
         outbound: Outbound,
     ) -> Self {
+        let attribution = Attribution::current(request_id);
         let wasi = WasiCtx::builder()
             .envs(&config.env)
             .stdout(GuestOutput::new(
                 service.clone(),
-                request_id.clone(),
+                attribution.clone(),
                 "stdout",
             ))
-            .stderr(GuestOutput::new(service, request_id, "stderr"))
+            .stderr(GuestOutput::new(service, attribution.clone(), "stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -54,12 +58,34 @@ impl Host {
             table: ResourceTable::new(),
             kv,
             outbound,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(config.limits.max_memory_bytes).unwrap_or(usize::MAX))
-                .instances(MAX_INSTANCES_PER_STORE)
-                .trap_on_grow_failure(true)
-                .build(),
+            attribution,
+            limits: InstanceLimits {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(
+                        usize::try_from(config.limits.max_memory_bytes).unwrap_or(usize::MAX),
+                    )
+                    .instances(MAX_INSTANCES_PER_STORE)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                memory_bytes: 0,
+            },
         }
+    }
+
+    /// Makes a kept instance's host state that of a new request: its id
+    /// (for output and logs), its span and the outbound hooks carrying its
+    /// id and trace. Nothing of the previous request's remains.
+    pub(crate) fn begin_request(&mut self, request_id: Arc<str>, outbound: Outbound) {
+        *self.attribution.write().unwrap_or_else(|p| p.into_inner()) = Attribution {
+            request_id,
+            span: tracing::Span::current(),
+        };
+        self.outbound = outbound;
+    }
+
+    /// The largest linear memory of the instance, in bytes.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.limits.memory_bytes
     }
 
     pub(crate) fn kv(&mut self) -> KvCtx<'_> {
@@ -86,5 +112,56 @@ impl WasiHttpView for Host {
             table: &mut self.table,
             hooks: &mut self.outbound,
         }
+    }
+}
+
+/// The instance's [`StoreLimits`], and the size its memory has grown to
+/// (what reuse decides on).
+pub(crate) struct InstanceLimits {
+    limits: StoreLimits,
+    memory_bytes: usize,
+}
+
+impl ResourceLimiter for InstanceLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }

@@ -32,8 +32,8 @@
 //! The pieces, in the order a request meets them: `server.rs` accepts it
 //! on a worker thread (`parse_errors.rs` envelopes what hyper refuses
 //! before a request exists); `runtime.rs` gives it an id, a span, its
-//! limits (`limits.rs`) and a slot; `guest.rs` runs a fresh instance whose store
-//! data is `host.rs`; `outbound.rs` routes the calls the guest makes,
+//! limits (`limits.rs`) and a slot; `guest.rs` runs a fresh instance (or,
+//! opted in, a kept one: `reuse.rs`) whose store data is `host.rs`; `outbound.rs` routes the calls the guest makes,
 //! in-process to another service when allowed, and `kv/` is its storage.
 //! Failures that leave no guest answer become one JSON error
 //! (`failure.rs`). Nothing here reads a Compose file or prints: that is the
@@ -53,6 +53,7 @@ mod metrics;
 mod outbound;
 mod parse_errors;
 mod request_ids;
+mod reuse;
 mod runtime;
 mod server;
 mod service;
@@ -71,6 +72,7 @@ pub use limits::{
     DEFAULT_INSTANCE_POOL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_REQUEST_TIMEOUT, Limits, MAX_SLOT_WAIT,
 };
+pub use reuse::{DEFAULT_REUSE_IDLE_TIMEOUT, DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse};
 pub use server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;
 pub use stack::{Reload, ServiceStatus, Serving, Stack, StackConfig, Started};

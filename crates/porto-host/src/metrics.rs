@@ -61,6 +61,12 @@ pub struct FailureLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetiredLabels {
+    pub service: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ShedLabels {
     pub service: String,
     pub reason: &'static str,
@@ -79,6 +85,8 @@ pub struct Metrics {
     pub outbound: Family<OutboundLabels, Counter>,
     pub guest_failures: Family<FailureLabels, Counter>,
     pub shed: Family<ShedLabels, Counter>,
+    pub instance_reuses: Family<ServiceLabels, Counter>,
+    pub instances_retired: Family<RetiredLabels, Counter>,
     pub kv_commit_batch_size: Histogram,
     routes: RwLock<HashMap<String, HashSet<String>>>,
 }
@@ -163,6 +171,18 @@ impl Metrics {
             "Requests refused with 503 before a guest ran, by service and the limit reached",
             Family::default(),
         );
+        let instance_reuses = registered(
+            &mut registry,
+            "instance_reuses",
+            "Requests served by a kept instance instead of a fresh one (max_instance_reuse)",
+            Family::default(),
+        );
+        let instances_retired = registered(
+            &mut registry,
+            "instances_retired",
+            "Instances not kept, or no longer kept, for reuse, by service and reason",
+            Family::default(),
+        );
         let kv_commit_batch_size = registered(
             &mut registry,
             "kv_commit_batch_size",
@@ -180,6 +200,8 @@ impl Metrics {
             outbound,
             guest_failures,
             shed,
+            instance_reuses,
+            instances_retired,
             kv_commit_batch_size,
             routes: RwLock::new(HashMap::new()),
         }
@@ -202,6 +224,7 @@ impl Metrics {
         ServiceMetrics {
             in_flight: self.in_flight.get_or_create_owned(&labels),
             instantiation: self.instantiation.get_or_create_owned(&labels),
+            reused: self.instance_reuses.get_or_create_owned(&labels),
         }
     }
 
@@ -230,6 +253,16 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// Counts `count` instances of `service` not kept for `reason`.
+    pub fn retired(&self, service: &str, reason: &'static str, count: usize) {
+        self.instances_retired
+            .get_or_create(&RetiredLabels {
+                service: service.to_string(),
+                reason,
+            })
+            .inc_by(count as u64);
     }
 
     /// Counts one request refused at a capacity limit.
@@ -280,6 +313,7 @@ impl Metrics {
 pub struct ServiceMetrics {
     pub in_flight: Gauge,
     pub instantiation: Histogram,
+    pub reused: Counter,
 }
 
 /// Counts one running instance for as long as it lives.

@@ -13,6 +13,7 @@ use crate::config::ServiceConfig;
 use crate::error::HostError;
 use crate::host::Host;
 use crate::metrics::ServiceMetrics;
+use crate::reuse::Idle;
 use crate::stats::{ServiceStats, Shedding};
 
 pub(crate) struct Service {
@@ -27,6 +28,8 @@ pub(crate) struct Service {
     pub shedding: Shedding,
     /// Its series of the per-instance metrics, from its first request on.
     pub metrics: OnceLock<ServiceMetrics>,
+    /// Instances kept between requests (when `config.reuse` allows).
+    pub idle: Idle,
 }
 
 /// A component ready to instantiate, and the sha256 of its `.wasm`.
@@ -64,6 +67,7 @@ impl Service {
             stats: ServiceStats::default(),
             shedding: Shedding::default(),
             metrics: OnceLock::new(),
+            idle: Idle::default(),
         }
     }
 

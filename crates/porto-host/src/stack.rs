@@ -29,6 +29,7 @@ use crate::host::Host;
 use crate::kv::{self, Metered};
 use crate::memory;
 use crate::metrics::{Metrics, ServiceLabels};
+use crate::reuse::{self, Retired};
 use crate::runtime::Runtime;
 use crate::server::{self, Workers, WorkersDone};
 use crate::service::{Loaded, Service};
@@ -133,6 +134,13 @@ impl Stack {
         let metrics = Arc::new(Metrics::new());
         let kv = Metered::wrap(kv, metrics.clone());
         let runtime = Arc::new(Runtime::new(engine.engine, kv, metrics, running));
+        // Kept instances expire on a timer of the runtime porto runs on
+        // (a host without one, e.g. a benchmark's, keeps them until reused).
+        if runtime.services().iter().any(|s| s.config.reuse.enabled())
+            && let Ok(tokio) = tokio::runtime::Handle::try_current()
+        {
+            tokio.spawn(reuse::expire_idle(Arc::downgrade(&runtime)));
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime,
@@ -201,6 +209,13 @@ impl Stack {
         })?;
         let loaded = Loaded::new(service, &component, digest.clone(), &self.inner.linker)?;
         running.replace(loaded);
+        let dropped = running.idle.clear();
+        if dropped > 0 {
+            self.inner
+                .runtime
+                .metrics
+                .retired(service, Retired::Reloaded.label(), dropped);
+        }
         Ok(Reload::Swapped { digest })
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use porto_host::{Allocator, Limits, ServiceConfig, StackConfig};
+use porto_host::{Allocator, Limits, Reuse, ServiceConfig, StackConfig};
 use porto_kv::{KvBackend, KvSpec};
 
 use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
@@ -250,6 +250,18 @@ fn service_spec(
         max_concurrency: ext.max_concurrency.unwrap_or(defaults.max_concurrency),
         max_body_bytes: ext.max_body_bytes.unwrap_or(defaults.max_body_bytes),
     };
+    let default_reuse = Reuse::default();
+    let reuse = Reuse {
+        max_requests: ext
+            .max_instance_reuse
+            .map_or(default_reuse.max_requests, |n| n.get()),
+        idle_timeout: ext
+            .reuse_idle_timeout_ms
+            .map_or(default_reuse.idle_timeout, Duration::from_millis),
+        max_memory_bytes: ext
+            .reuse_max_memory_mib
+            .map_or(default_reuse.max_memory_bytes, |mib| mib * 1024 * 1024),
+    };
     Ok(ServiceSpec {
         source,
         ports: ports.into_iter().flatten().collect(),
@@ -260,6 +272,7 @@ fn service_spec(
             allowed_hosts: ext.allow_hosts,
             buckets,
             limits,
+            reuse,
         },
     })
 }

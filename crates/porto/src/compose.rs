@@ -125,6 +125,13 @@ pub struct ServiceExtension {
     pub max_concurrency: Option<usize>,
     /// Largest request body porto accepts for this service (413 beyond).
     pub max_body_bytes: Option<u64>,
+    /// Requests one instance may serve, one after another (default 1: a
+    /// fresh instance per request).
+    pub max_instance_reuse: Option<std::num::NonZeroU32>,
+    /// A kept instance idle this long is dropped (default 10 s).
+    pub reuse_idle_timeout_ms: Option<u64>,
+    /// An instance whose memory grew past this is not kept (default 16).
+    pub reuse_max_memory_mib: Option<u64>,
 }
 
 impl Scalar {

@@ -1,0 +1,211 @@
+//! Opt-in instance reuse: a service with `max_requests > 1` keeps an
+//! instance that answered cleanly and gives it the service's next
+//! request, one request at a time, instead of instantiating afresh.
+//!
+//! What a kept instance carries over is its own: its linear memory and
+//! globals, and the resources it still holds. Nothing of porto's per-request
+//! state does: before each request the host gets the request's id, trace
+//! context, outbound hooks and output attribution anew
+//! ([`crate::host::Host::begin_request`]), a fresh epoch deadline and a
+//! fresh in-flight count. An instance is retired instead of kept after a
+//! trap, a timeout, a missing or failed response, once it has served
+//! `max_requests`, once its memory has grown past `max_memory_bytes`, when
+//! its service is reloaded, and after `idle_timeout` without a request.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
+use crate::host::Host;
+use crate::runtime::Runtime;
+use crate::service::Loaded;
+
+/// A service's reuse policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reuse {
+    /// Requests one instance may serve, one after another; 1 (the
+    /// default) is a fresh instance per request.
+    pub max_requests: u32,
+    /// A kept instance not given a request for this long is dropped.
+    pub idle_timeout: Duration,
+    /// An instance whose linear memory has grown past this is not kept.
+    pub max_memory_bytes: u64,
+}
+
+pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_REUSE_MAX_MEMORY_MIB: u64 = 16;
+
+impl Default for Reuse {
+    fn default() -> Self {
+        Self {
+            max_requests: 1,
+            idle_timeout: DEFAULT_REUSE_IDLE_TIMEOUT,
+            max_memory_bytes: DEFAULT_REUSE_MAX_MEMORY_MIB * 1024 * 1024,
+        }
+    }
+}
+
+impl Reuse {
+    pub fn enabled(&self) -> bool {
+        self.max_requests > 1
+    }
+}
+
+/// An instance between requests.
+pub(crate) struct Kept {
+    pub store: Store<Host>,
+    pub proxy: Proxy,
+    /// The component it is an instance of: a reload retires it.
+    pub loaded: Arc<Loaded>,
+    /// Requests it has served so far.
+    pub served: u32,
+    idle_since: Instant,
+}
+
+/// Why an instance was not kept, for `porto_instances_retired_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retired {
+    /// It served `max_requests`.
+    Used,
+    /// Its memory grew past `max_memory_bytes`.
+    Memory,
+    /// No request came within `idle_timeout`.
+    Idle,
+    /// Its service runs another component now.
+    Reloaded,
+    /// It trapped, ran out of time, gave no response or a failed one.
+    Failed,
+    /// The instance pool was full: kept instances give their slots back.
+    PoolFull,
+}
+
+impl Retired {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Used => "used",
+            Self::Memory => "memory",
+            Self::Idle => "idle",
+            Self::Reloaded => "reloaded",
+            Self::Failed => "failed",
+            Self::PoolFull => "pool_full",
+        }
+    }
+}
+
+/// One service's kept instances, the most recently used last.
+#[derive(Default)]
+pub(crate) struct Idle {
+    kept: Mutex<Vec<Kept>>,
+}
+
+impl Idle {
+    /// The most recently used kept instance of `current`, if any; kept
+    /// instances of another component are dropped on the way (counted in
+    /// `retired`).
+    pub fn take(&self, current: &Arc<Loaded>, retired: impl Fn(Retired)) -> Option<Kept> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                match kept.pop() {
+                    Some(k) if Arc::ptr_eq(&k.loaded, current) => break Some(k),
+                    Some(k) => stale.push(k),
+                    None => break None,
+                }
+            }
+        };
+        // Dropped outside the lock: dropping an instance resets its pool
+        // slot, which is not free.
+        for _ in stale {
+            retired(Retired::Reloaded);
+        }
+        found
+    }
+
+    /// Keeps an instance that has served `served` requests, or says why
+    /// not.
+    pub fn keep(
+        &self,
+        store: Store<Host>,
+        proxy: Proxy,
+        loaded: Arc<Loaded>,
+        served: u32,
+        policy: &Reuse,
+    ) -> Result<(), Retired> {
+        if served >= policy.max_requests {
+            return Err(Retired::Used);
+        }
+        if store.data().memory_bytes() as u64 > policy.max_memory_bytes {
+            return Err(Retired::Memory);
+        }
+        let kept = Kept {
+            store,
+            proxy,
+            loaded,
+            served,
+            idle_since: Instant::now(),
+        };
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(kept);
+        Ok(())
+    }
+
+    /// Drops the instances idle for `idle_timeout` or longer; how many.
+    pub fn expire(&self, idle_timeout: Duration) -> usize {
+        let expired: Vec<Kept> = {
+            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            // Oldest first: the expired ones are a prefix.
+            let fresh = kept
+                .iter()
+                .position(|k| k.idle_since.elapsed() < idle_timeout)
+                .unwrap_or(kept.len());
+            kept.drain(..fresh).collect()
+        };
+        expired.len()
+    }
+
+    /// Drops every kept instance (a full instance pool, a reload); how many.
+    pub fn clear(&self) -> usize {
+        let all = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|p| p.into_inner()));
+        all.len()
+    }
+}
+
+/// Drops kept instances once they have been idle for their service's
+/// `idle_timeout`, checking a few times per timeout, for as long as the
+/// runtime lives.
+pub(crate) async fn expire_idle(runtime: Weak<Runtime>) {
+    let services: Vec<_> = match runtime.upgrade() {
+        Some(runtime) => runtime
+            .services()
+            .into_iter()
+            .filter(|s| s.config.reuse.enabled())
+            .collect(),
+        None => return,
+    };
+    let Some(shortest) = services.iter().map(|s| s.config.reuse.idle_timeout).min() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(runtime) = runtime.upgrade() else {
+            return;
+        };
+        for service in &services {
+            let expired = service.idle.expire(service.config.reuse.idle_timeout);
+            if expired > 0 {
+                runtime
+                    .metrics
+                    .retired(&service.name, Retired::Idle.label(), expired);
+            }
+        }
+    }
+}
