@@ -73,15 +73,18 @@ fn a_reused_instance_serves_requests_in_turn_up_to_the_cap() {
     );
 }
 
-/// Each request gets the whole timeout again: four requests of 60 % of it
-/// in a row on one instance all answer. A request that runs out of time is
-/// 504 and its instance is not kept.
+/// Each request gets the whole timeout again, waiting or computing: four
+/// requests of 60 % of it in a row on one instance all answer, where one
+/// deadline carried over would cut the second off. A request that runs out
+/// of time is 504 and its instance is not kept.
 #[test]
 fn deadlines_are_per_request() {
     let porto = counter(", max_instance_reuse: 100, request_timeout_ms: 1000");
     let client = Client::new(porto.url("counter"));
-    let served: Vec<u64> = (0..4).map(|_| count(&client, "/?ms=600")).collect();
+    let served: Vec<u64> = (0..4).map(|_| count(&client, "/?busy=600")).collect();
     assert_eq!(served, [1, 2, 3, 4]);
+    let served: Vec<u64> = (0..4).map(|_| count(&client, "/?ms=600")).collect();
+    assert_eq!(served, [5, 6, 7, 8]);
     assert_eq!(client.get("/?spin").status, 504);
     assert_eq!(
         count(&client, "/"),

@@ -4,7 +4,9 @@
 //!
 //! - `?print` prints `counter request N` to stderr (output attribution);
 //! - `?grow=MIB` keeps MIB more MiB in a global (memory that outlives the request);
-//! - `?ms=N` waits N ms before answering (deadlines are per request);
+//! - `?ms=N` waits N ms before answering;
+//! - `?busy=N` computes for N ms before answering (the CPU deadline is per
+//!   request);
 //! - `?spin` loops until its deadline interrupts it;
 //! - `?trap` aborts.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unreachable_code))]
@@ -38,6 +40,16 @@ async fn handle(request: ApiRequest) -> Result<ApiResponse, ApiError> {
             .parse()
             .map_err(|_| ApiError::bad_request("invalid_ms", "ms must be a whole number"))?;
         wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(ms) = request.query_param("busy")? {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_busy", "busy must be a whole number"))?;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut n: u64 = 0;
+        while std::time::Instant::now() < until {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
     }
     if request.query_param("spin")?.is_some() {
         let mut n: u64 = 0;
