@@ -113,17 +113,7 @@ fn network_calls_go_out_only_to_allowed_hosts() {
     let user_service = upstream.url("user-service").to_string();
     let users_host = user_service.trim_start_matches("http://").to_string();
     let gateway_alone = |allow_hosts: &[&str]| {
-        let mut compose = stack();
-        let services = compose["services"].as_mapping_mut().expect("services");
-        services.remove("user-service");
-        services.remove("order-service");
-        let gateway = &mut compose["services"]["api-gateway"];
-        gateway["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
-        gateway["environment"]["USER_SERVICE_URL"] = user_service.clone().into();
-        gateway["environment"]["ORDER_SERVICE_URL"] = "http://127.0.0.1:9".into();
-        gateway["x-porto"]["allow_hosts"] =
-            serde_yaml_ng::Value::Sequence(allow_hosts.iter().map(|h| (*h).into()).collect());
-        Porto::start(&compose)
+        Porto::start(&crate::harness::gateway_alone(&user_service, allow_hosts))
     };
     // The gateway's outbound counts by outcome (the target label is the host).
     let outbound = |porto: &Porto| {

@@ -146,6 +146,35 @@ pub fn fixtures_compose(services: &[(&str, &str, &str)]) -> serde_yaml_ng::Value
     compose.into()
 }
 
+/// The stack with the api-gateway alone: its user-service at
+/// `user_service` (a URL on the network), its order-service unreachable,
+/// `allow_hosts` as given.
+pub fn gateway_alone(user_service: &str, allow_hosts: &[&str]) -> serde_yaml_ng::Value {
+    let mut compose = stack();
+    if let Some(services) = compose["services"].as_mapping_mut() {
+        services.remove("user-service");
+        services.remove("order-service");
+    }
+    let gateway = &mut compose["services"]["api-gateway"];
+    gateway["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
+    gateway["environment"]["USER_SERVICE_URL"] = user_service.into();
+    gateway["environment"]["ORDER_SERVICE_URL"] = "http://127.0.0.1:9".into();
+    gateway["x-porto"]["allow_hosts"] =
+        serde_yaml_ng::Value::Sequence(allow_hosts.iter().map(|h| (*h).into()).collect());
+    compose
+}
+
+/// Reads an HTTP request head (up to the blank line) from `reader`.
+pub fn read_head(reader: &mut impl std::io::BufRead) -> String {
+    let mut head = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 2 {
+        head.push_str(&line);
+        line.clear();
+    }
+    head
+}
+
 /// The repository's compose.yaml as a YAML value, components pinned.
 pub fn stack() -> serde_yaml_ng::Value {
     let text =
@@ -368,14 +397,21 @@ impl Porto {
 
     /// Requests of `service` inside guests now, as `/status` reports them.
     pub fn in_flight(&self, service: &str) -> u64 {
+        self.service_status(service)["in_flight"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// `service`'s entry in the admin listener's `/status` (null if none).
+    pub fn service_status(&self, service: &str) -> Value {
         let status = Client::new(self.url("admin")).get("/status").json();
         status["services"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|s| s["name"] == service)
-            .and_then(|s| s["in_flight"].as_u64())
-            .unwrap_or(0)
+            .cloned()
+            .unwrap_or(Value::Null)
     }
 
     /// `/metrics` on the admin listener, by `name{labels}` (OpenMetrics).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Porto, stack};
+use crate::harness::{Porto, gateway_alone, read_head, stack};
 
 /// A span as the test needs it.
 #[derive(Debug, Clone)]
@@ -49,6 +49,16 @@ fn collector() -> (String, mpsc::Receiver<Value>) {
         }
     });
     (url, receiver)
+}
+
+/// Every span the collector received (porto exports them as it stops).
+fn spans_received(received: &mpsc::Receiver<Value>) -> Vec<Span> {
+    let documents: Vec<Value> = received
+        .recv_timeout(Duration::from_secs(10))
+        .into_iter()
+        .chain(received.try_iter())
+        .collect();
+    spans(&documents)
 }
 
 fn spans(documents: &[Value]) -> Vec<Span> {
@@ -92,12 +102,7 @@ fn one_trace_spans_the_gateway_and_its_upstreams() {
     // Spans are flushed when porto stops.
     assert!(porto.stop().success());
 
-    let documents: Vec<Value> = received
-        .recv_timeout(Duration::from_secs(10))
-        .into_iter()
-        .chain(received.try_iter())
-        .collect();
-    let spans = spans(&documents);
+    let spans = spans_received(&received);
     let ours: Vec<Span> = spans
         .iter()
         .filter(|s| s.trace_id == trace)
@@ -143,27 +148,13 @@ fn a_call_to_a_network_host_carries_the_trace() {
     std::thread::spawn(move || {
         for stream in upstream.incoming().map_while(Result::ok) {
             let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                head.push_str(&line);
-                line.clear();
-            }
-            let _ = heads.send(head);
+            let _ = heads.send(read_head(&mut reader));
             let _ = reader.get_mut().write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
             );
         }
     });
-    let mut compose = stack();
-    let services = compose["services"].as_mapping_mut().expect("services");
-    services.remove("user-service");
-    services.remove("order-service");
-    let gateway = &mut compose["services"]["api-gateway"];
-    gateway["depends_on"] = serde_yaml_ng::Value::Sequence(vec![]);
-    gateway["environment"]["USER_SERVICE_URL"] = format!("http://{upstream_host}").into();
-    gateway["environment"]["ORDER_SERVICE_URL"] = "http://127.0.0.1:9".into();
-    gateway["x-porto"]["allow_hosts"] = serde_yaml_ng::Value::Sequence(vec![upstream_host.into()]);
+    let compose = gateway_alone(&format!("http://{upstream_host}"), &[&upstream_host]);
     let (endpoint, received) = collector();
     let mut porto = Porto::start_with_env(&compose, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
 
@@ -191,12 +182,7 @@ fn a_call_to_a_network_host_carries_the_trace() {
     assert_eq!(parts[1], trace, "the client's trace");
     assert!(porto.stop().success());
 
-    let documents: Vec<Value> = received
-        .recv_timeout(Duration::from_secs(10))
-        .into_iter()
-        .chain(received.try_iter())
-        .collect();
-    let spans = spans(&documents);
+    let spans = spans_received(&received);
     let call = named(&spans, "api-gateway -> 127.0.0.1");
     assert_eq!(call.trace_id, trace);
     assert_eq!(

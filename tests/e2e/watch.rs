@@ -3,14 +3,14 @@
 //! started on; other services are left alone; a broken edit keeps the
 //! running build.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Client, Porto, fixtures, repo_root};
+use crate::harness::{Client, Porto, fixtures, read_head, repo_root};
 
 const BUILD_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -85,10 +85,7 @@ fn gate() -> (String, mpsc::Receiver<TcpStream>) {
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
             let mut reader = BufReader::new(stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                line.clear();
-            }
+            read_head(&mut reader);
             if sender.send(reader.into_inner()).is_err() {
                 return;
             }
@@ -103,13 +100,9 @@ fn open_gate(mut held: TcpStream) {
 }
 
 fn digest_of(porto: &Porto, service: &str) -> String {
-    let status = Client::new(porto.url("admin")).get("/status").json();
-    status["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| s["name"] == service)
-        .and_then(|s| s["digest"].as_str())
+    let status = porto.service_status(service);
+    status["digest"]
+        .as_str()
         .unwrap_or_else(|| panic!("no digest of {service} in {status}"))
         .to_string()
 }
