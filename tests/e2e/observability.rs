@@ -53,11 +53,13 @@ fn metrics_count_known_traffic() {
         ),
         3.0
     );
+    // Each request got an instance: a new one or, as compose.yaml lets the
+    // services reuse them, a kept one.
     assert_eq!(
         value(
             &m,
             "porto_instantiation_duration_seconds_count{service=\"user-service\"}"
-        ),
+        ) + value(&m, "porto_instance_reuses_total{service=\"user-service\"}"),
         4.0
     );
     assert_eq!(

@@ -83,6 +83,17 @@ impl Host {
         self.outbound = outbound;
     }
 
+    /// Lets go of what ties a kept instance to the request it served: its
+    /// span (and so the trace span's end, which an export waits for)
+    /// until the next request begins.
+    pub(crate) fn end_request(&mut self) {
+        self.attribution
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .span = tracing::Span::none();
+        self.outbound.end_request();
+    }
+
     /// The largest linear memory of the instance, in bytes.
     pub(crate) fn memory_bytes(&self) -> usize {
         self.limits.memory_bytes

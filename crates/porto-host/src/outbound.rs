@@ -84,6 +84,12 @@ impl Outbound {
         }
     }
 
+    /// Drops the request's span, which a kept instance would otherwise
+    /// hold open until its next request.
+    pub fn end_request(&mut self) {
+        self.request_span = tracing::Span::none();
+    }
+
     fn deny(&self, target: &str, why: &'static str) -> Sent {
         // Any host name a guest makes up would be a new label: only
         // services are named.

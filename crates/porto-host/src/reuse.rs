@@ -128,7 +128,7 @@ impl Idle {
     /// not.
     pub fn keep(
         &self,
-        store: Store<Host>,
+        mut store: Store<Host>,
         proxy: Proxy,
         loaded: Arc<Loaded>,
         served: u32,
@@ -140,6 +140,7 @@ impl Idle {
         if store.data().memory_bytes() as u64 > policy.max_memory_bytes {
             return Err(Retired::Memory);
         }
+        store.data_mut().end_request();
         let kept = Kept {
             store,
             proxy,
