@@ -175,23 +175,13 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
         }
     }
     assert!(files.len() >= 8, "{files:?}");
-    let (ok, report) = check_with("validate-manifests", &files);
-    assert!(ok, "{report}");
-
-    let original = std::fs::read_to_string(deploy().join("k8s/api-gateway.yaml")).expect("read");
-    assert_refused(
+    passes_and_refuses_breaks(
         "validate-manifests",
-        "api-gateway.yaml",
-        &original,
+        &files,
+        &deploy().join("k8s/api-gateway.yaml"),
         &[
-            (
-                "an unknown field",
-                original.replacen("spec:", "spec:\n  replicaz: 2", 1),
-            ),
-            (
-                "a wrong type",
-                original.replacen("replicas: 2", "replicas: two", 1),
-            ),
+            ("an unknown field", "spec:", "spec:\n  replicaz: 2"),
+            ("a wrong type", "replicas: 2", "replicas: two"),
         ],
     );
 }
@@ -202,27 +192,14 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
 /// specification allows.
 #[test]
 fn compose_files_pass_the_compose_specification_schema() {
-    let files = [
-        repo_root().join("compose.yaml"),
-        deploy().join("compose.docker.yaml"),
-    ];
-    let (ok, report) = check_with("validate-compose", &files);
-    assert!(ok, "{report}");
-
-    let original = std::fs::read_to_string(&files[0]).expect("read compose.yaml");
-    assert_refused(
+    let compose = repo_root().join("compose.yaml");
+    passes_and_refuses_breaks(
         "validate-compose",
-        "compose.yaml",
-        &original,
+        &[compose.clone(), deploy().join("compose.docker.yaml")],
+        &compose,
         &[
-            (
-                "an unknown service key",
-                original.replacen("    platform:", "    platfrom:", 1),
-            ),
-            (
-                "a wrong type",
-                original.replacen("services:\n", "services:\n  broken: 42\n", 1),
-            ),
+            ("an unknown service key", "    platform:", "    platfrom:"),
+            ("a wrong type", "services:\n", "services:\n  broken: 42\n"),
         ],
     );
 }
@@ -232,23 +209,21 @@ fn compose_files_pass_the_compose_specification_schema() {
 /// steps.
 #[test]
 fn the_ci_workflow_passes_actionlint() {
-    let path = repo_root().join(".github/workflows/build-wasm.yml");
-    let (ok, report) = check_with("lint-workflows", std::slice::from_ref(&path));
-    assert!(ok, "{report}");
-
-    let original = std::fs::read_to_string(&path).expect("read workflow");
-    assert_refused(
+    let workflow = repo_root().join(".github/workflows/build-wasm.yml");
+    passes_and_refuses_breaks(
         "lint-workflows",
-        "build-wasm.yml",
-        &original,
+        std::slice::from_ref(&workflow),
+        &workflow,
         &[
             (
                 "a misspelt matrix key",
-                original.replacen("${{ matrix.service }}", "${{ matrix.servce }}", 1),
+                "${{ matrix.service }}",
+                "${{ matrix.servce }}",
             ),
             (
                 "an unknown context",
-                original.replacen("${{ github.sha }}", "${{ gitbub.sha }}", 1),
+                "${{ github.sha }}",
+                "${{ gitbub.sha }}",
             ),
         ],
     );
@@ -269,6 +244,29 @@ fn check_with(script: &str, files: &[PathBuf]) -> (bool, String) {
             String::from_utf8_lossy(&output.stderr)
         ),
     )
+}
+
+/// `script` passes `files`, and refuses `sample` with each break applied
+/// (`(what, text, replaced by)`, the first occurrence), so a pass means
+/// something.
+fn passes_and_refuses_breaks(
+    script: &str,
+    files: &[PathBuf],
+    sample: &std::path::Path,
+    breaks: &[(&str, &str, &str)],
+) {
+    let (ok, report) = check_with(script, files);
+    assert!(ok, "{report}");
+    let original = std::fs::read_to_string(sample).expect("read the sample");
+    let file_name = sample
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name");
+    let broken: Vec<(&str, String)> = breaks
+        .iter()
+        .map(|(what, from, to)| (*what, original.replacen(from, to, 1)))
+        .collect();
+    assert_refused(script, file_name, &original, &broken);
 }
 
 /// Writes each broken variant of `original` beside the others and asserts
