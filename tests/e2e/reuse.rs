@@ -140,6 +140,36 @@ fn output_is_attributed_to_each_request() {
     }
 }
 
+/// The outbound hooks are the request's own too: a reused gateway's
+/// refused calls are logged under each request's id in turn.
+#[test]
+fn outbound_calls_are_attributed_to_each_request() {
+    let mut compose = crate::harness::gateway_alone("http://127.0.0.1:9", &[]);
+    compose["services"]["api-gateway"]["x-porto"]["max_instance_reuse"] = 100.into();
+    let porto = Porto::start_logging(&compose, &[]);
+    let api = porto.gateway();
+    for id in ["outbound-a", "outbound-b"] {
+        let reply = api.send("GET", "/api/users/1", &[("x-request-id", id)], None);
+        assert_eq!(reply.status, 502, "{}", reply.body);
+    }
+    assert_eq!(
+        value(
+            &porto.metrics(),
+            "porto_instance_reuses_total{service=\"api-gateway\"}"
+        ),
+        1.0,
+        "the second request ran on the first one's instance"
+    );
+    let log = porto.log();
+    let denials: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("outbound request denied"))
+        .collect();
+    assert_eq!(denials.len(), 2, "{log}");
+    assert!(denials[0].contains("outbound-a"), "{}", denials[0]);
+    assert!(denials[1].contains("outbound-b"), "{}", denials[1]);
+}
+
 /// The three services keep nothing between requests, so they run the
 /// same with reuse on: a walk through users, orders and their
 /// idempotency keys, every answer naming its own request.
