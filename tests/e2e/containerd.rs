@@ -24,7 +24,10 @@ use crate::harness::{
 const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
 const RUNTIME: &str = "io.containerd.porto.v1";
 /// user-service keeps its data in the bucket `users` (compose.yaml).
-const USERS: &[(&str, &str)] = &[("PORTO_BUCKETS", "users")];
+const USERS: &[(&str, &str)] = &[
+    ("PORTO_BUCKETS", "users"),
+    ("PORTO_MAX_INSTANCE_REUSE", "128"),
+];
 
 /// The shim binary, built once per test process (the e2e tests belong to
 /// the porto package; the shim is its own).
@@ -425,10 +428,12 @@ impl World {
             let image = containerd.import(service, &built_components()[service]);
             images.insert(service.to_string(), image);
         }
-        images.insert(
-            "slow".to_string(),
-            containerd.import("slow", &fixtures()["slow"]),
-        );
+        for fixture in ["slow", "counter"] {
+            images.insert(
+                fixture.to_string(),
+                containerd.import(fixture, &fixtures()[fixture]),
+            );
+        }
         Self {
             running: BTreeMap::new(),
             containerd,
@@ -522,6 +527,7 @@ impl World {
             12,
             &[
                 ("PORTO_BUCKETS", "orders"),
+                ("PORTO_MAX_INSTANCE_REUSE", "128"),
                 ("USER_SERVICE_URL", "http://user-service:80"),
             ],
             Some(&orders),
@@ -533,6 +539,7 @@ impl World {
             &[
                 ("USER_SERVICE_URL", "http://user-service:80"),
                 ("ORDER_SERVICE_URL", "http://order-service:80"),
+                ("PORTO_MAX_INSTANCE_REUSE", "128"),
             ],
             None,
         )
@@ -709,6 +716,31 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
         &json!({"name": "Other", "email": "shared@example.com"}),
     );
     assert_eq!(taken.status, 409, "{}", taken.body);
+
+    // Instance reuse is the container's to opt into, as in porto:
+    // PORTO_MAX_INSTANCE_REUSE=3 gives one instance three requests in turn
+    // (the counter fixture answers how many its instance served; the
+    // readiness probe is one of them), and without it every count is 1.
+    let count = |client: &Client| -> u64 {
+        let reply = client.get("/");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["count"].as_u64().expect("count")
+    };
+    let reusing = world.start(
+        "counter-reuse",
+        "counter",
+        41,
+        &[("PORTO_MAX_INSTANCE_REUSE", "3")],
+        None,
+    );
+    let seen: Vec<u64> = (0..6).map(|_| count(&reusing)).collect();
+    assert!(seen.contains(&3), "{seen:?}");
+    for pair in seen.windows(2) {
+        let expected = if pair[0] == 3 { 1 } else { pair[0] + 1 };
+        assert_eq!(pair[1], expected, "{seen:?}");
+    }
+    let fresh = world.start("counter-fresh", "counter", 42, &[], None);
+    assert_eq!((0..3).map(|_| count(&fresh)).collect::<Vec<_>>(), [1, 1, 1]);
 
     // SIGTERM drains: a request in flight finishes, then the task exits 0.
     let slow = world.start("slow", "slow", 40, &[], None);
