@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -80,24 +80,17 @@ impl Settings {
             Some(list) => split_list(list).collect(),
             None => vec!["*".to_string()],
         };
-        let defaults = Limits::default();
-        let limits = Limits {
-            request_timeout: parsed(&porto, "REQUEST_TIMEOUT_MS")?
-                .map_or(defaults.request_timeout, Duration::from_millis),
-            max_memory_bytes: parsed::<u64>(&porto, "MAX_MEMORY_MIB")?
-                .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
-            max_concurrency: parsed(&porto, "MAX_CONCURRENCY")?.unwrap_or(defaults.max_concurrency),
-            max_body_bytes: parsed(&porto, "MAX_BODY_BYTES")?.unwrap_or(defaults.max_body_bytes),
-        };
-        let default_reuse = Reuse::default();
-        let reuse = Reuse {
-            max_requests: parsed::<NonZeroU32>(&porto, "MAX_INSTANCE_REUSE")?
-                .map_or(default_reuse.max_requests, NonZeroU32::get),
-            idle_timeout: parsed(&porto, "REUSE_IDLE_TIMEOUT_MS")?
-                .map_or(default_reuse.idle_timeout, Duration::from_millis),
-            max_memory_bytes: parsed::<u64>(&porto, "REUSE_MAX_MEMORY_MIB")?
-                .map_or(default_reuse.max_memory_bytes, |mib| mib * 1024 * 1024),
-        };
+        let limits = Limits::from_keys(
+            parsed(&porto, "REQUEST_TIMEOUT_MS")?,
+            parsed(&porto, "MAX_MEMORY_MIB")?,
+            parsed(&porto, "MAX_CONCURRENCY")?,
+            parsed(&porto, "MAX_BODY_BYTES")?,
+        );
+        let reuse = Reuse::from_keys(
+            parsed(&porto, "MAX_INSTANCE_REUSE")?,
+            parsed(&porto, "REUSE_IDLE_TIMEOUT_MS")?,
+            parsed(&porto, "REUSE_MAX_MEMORY_MIB")?,
+        );
         let kv = parsed(&porto, "KV")?.unwrap_or_default();
         let allocator = match get("ALLOCATOR").unwrap_or("auto") {
             "auto" => Allocator::Auto,

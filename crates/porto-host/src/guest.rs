@@ -95,27 +95,27 @@ impl Runtime {
     ) -> Instance {
         let request_id: Arc<str> = Arc::from(request_id);
         let loaded = service.current();
-        if service.config.reuse.enabled()
-            && let Some(kept) = service.idle.take(&loaded, |why| {
-                self.metrics.retired(&service.name, why.label(), 1);
-            })
-        {
-            let mut store = kept.store;
-            let outbound = self.outbound(service, &request_id, trace.clone());
-            store.data_mut().begin_request(request_id, outbound);
-            return Instance {
-                store,
-                source: Source::Kept(kept.proxy),
-                loaded: kept.loaded,
-                served: kept.served,
-            };
+        let outbound = self.outbound(service, &request_id, trace.clone());
+        if service.config.reuse.enabled() {
+            let (kept, stale) = service.idle.take(&loaded);
+            self.metrics
+                .retired(&service.name, Retired::Reloaded, stale);
+            if let Some(kept) = kept {
+                let mut store = kept.store;
+                store.data_mut().begin_request(request_id, outbound);
+                return Instance {
+                    store,
+                    source: Source::Kept(kept.proxy),
+                    loaded,
+                    served: kept.served,
+                };
+            }
         }
         let kv = KvView {
             backend: self.kv.clone(),
             buckets: service.buckets.clone(),
             service: service.name.clone(),
         };
-        let outbound = self.outbound(service, &request_id, trace.clone());
         let host = Host::new(
             service.name.clone(),
             &service.config,
@@ -239,9 +239,16 @@ impl Runtime {
             }
             Ok(Stage::Answered(Ok(answer))) => {
                 let answered = answer.is_ok();
-                // Most guests have ended by now: then the instance is kept
-                // before the response leaves, ready for the next request.
-                match std::future::poll_fn(|cx| Poll::Ready(poll_guest(&mut guest, cx))).await {
+                // A reusing service's guest has most likely ended by now:
+                // then the instance is kept before the response leaves,
+                // ready for the next request. Otherwise (and always without
+                // reuse) the rest of the guest runs in a task of its own.
+                let now = if service.config.reuse.enabled() {
+                    std::future::poll_fn(|cx| Poll::Ready(poll_guest(&mut guest, cx))).await
+                } else {
+                    Poll::Pending
+                };
+                match now {
                     Poll::Ready(ended) => self.keep(service, loaded, served, answered, ended),
                     Poll::Pending => {
                         let (runtime, service) = (self.clone(), service.clone());
@@ -301,10 +308,8 @@ impl Runtime {
             .iter()
             .map(|service| {
                 let dropped = service.idle.clear();
-                if dropped > 0 {
-                    self.metrics
-                        .retired(&service.name, Retired::PoolFull.label(), dropped);
-                }
+                self.metrics
+                    .retired(&service.name, Retired::PoolFull, dropped);
                 dropped
             })
             .sum()
@@ -340,14 +345,13 @@ impl Runtime {
             .idle
             .keep(store, proxy, loaded, served_before + 1, policy)
         {
-            self.metrics.retired(&service.name, why.label(), 1);
+            self.metrics.retired(&service.name, why, 1);
         }
     }
 
     fn retire_failed(&self, service: &Service) {
         if service.config.reuse.enabled() {
-            self.metrics
-                .retired(&service.name, Retired::Failed.label(), 1);
+            self.metrics.retired(&service.name, Retired::Failed, 1);
         }
     }
 

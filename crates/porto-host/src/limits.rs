@@ -42,6 +42,28 @@ pub const DEFAULT_MAX_MEMORY_MIB: u64 = 128;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 300;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 
+impl Limits {
+    /// The limits the configuration keys give (`request_timeout_ms`,
+    /// `max_memory_mib`, `max_concurrency`, `max_body_bytes`), defaults for
+    /// the ones not set: one definition for every front end.
+    pub fn from_keys(
+        request_timeout_ms: Option<u64>,
+        max_memory_mib: Option<u64>,
+        max_concurrency: Option<usize>,
+        max_body_bytes: Option<u64>,
+    ) -> Self {
+        let defaults = Self::default();
+        Self {
+            request_timeout: request_timeout_ms
+                .map_or(defaults.request_timeout, Duration::from_millis),
+            max_memory_bytes: max_memory_mib
+                .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
+            max_concurrency: max_concurrency.unwrap_or(defaults.max_concurrency),
+            max_body_bytes: max_body_bytes.unwrap_or(defaults.max_body_bytes),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

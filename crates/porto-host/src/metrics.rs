@@ -18,6 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
+use crate::reuse::Retired;
+
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;
 /// Path segments a route class keeps.
@@ -255,12 +257,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts `count` instances of `service` not kept for `reason`.
-    pub fn retired(&self, service: &str, reason: &'static str, count: usize) {
+    /// Counts `count` instances of `service` not kept for `reason` (none:
+    /// no series is made).
+    pub fn retired(&self, service: &str, reason: Retired, count: usize) {
+        if count == 0 {
+            return;
+        }
         self.instances_retired
             .get_or_create(&RetiredLabels {
                 service: service.to_string(),
-                reason,
+                reason: reason.label(),
             })
             .inc_by(count as u64);
     }

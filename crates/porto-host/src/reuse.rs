@@ -12,6 +12,7 @@
 //! `max_requests`, once its memory has grown past `max_memory_bytes`, when
 //! its service is reloaded, and after `idle_timeout` without a request.
 
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,24 @@ impl Default for Reuse {
 }
 
 impl Reuse {
+    /// The policy the configuration keys give (`max_instance_reuse`,
+    /// `reuse_idle_timeout_ms`, `reuse_max_memory_mib`), defaults for the
+    /// ones not set: one definition for every front end.
+    pub fn from_keys(
+        max_instance_reuse: Option<NonZeroU32>,
+        reuse_idle_timeout_ms: Option<u64>,
+        reuse_max_memory_mib: Option<u64>,
+    ) -> Self {
+        let defaults = Self::default();
+        Self {
+            max_requests: max_instance_reuse.map_or(defaults.max_requests, NonZeroU32::get),
+            idle_timeout: reuse_idle_timeout_ms
+                .map_or(defaults.idle_timeout, Duration::from_millis),
+            max_memory_bytes: reuse_max_memory_mib
+                .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.max_requests > 1
     }
@@ -101,10 +120,9 @@ pub(crate) struct Idle {
 }
 
 impl Idle {
-    /// The most recently used kept instance of `current`, if any; kept
-    /// instances of another component are dropped on the way (counted in
-    /// `retired`).
-    pub fn take(&self, current: &Arc<Loaded>, retired: impl Fn(Retired)) -> Option<Kept> {
+    /// The most recently used kept instance of `current`, if any, and how
+    /// many kept instances of another component were dropped on the way.
+    pub fn take(&self, current: &Arc<Loaded>) -> (Option<Kept>, usize) {
         let mut stale = Vec::new();
         let found = {
             let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,10 +136,7 @@ impl Idle {
         };
         // Dropped outside the lock: dropping an instance resets its pool
         // slot, which is not free.
-        for _ in stale {
-            retired(Retired::Reloaded);
-        }
-        found
+        (found, stale.len())
     }
 
     /// Keeps an instance that has served `served` requests, or says why
@@ -202,11 +217,9 @@ pub(crate) async fn expire_idle(runtime: Weak<Runtime>) {
         };
         for service in &services {
             let expired = service.idle.expire(service.config.reuse.idle_timeout);
-            if expired > 0 {
-                runtime
-                    .metrics
-                    .retired(&service.name, Retired::Idle.label(), expired);
-            }
+            runtime
+                .metrics
+                .retired(&service.name, Retired::Idle, expired);
         }
     }
 }

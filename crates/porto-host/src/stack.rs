@@ -210,12 +210,10 @@ impl Stack {
         let loaded = Loaded::new(service, &component, digest.clone(), &self.inner.linker)?;
         running.replace(loaded);
         let dropped = running.idle.clear();
-        if dropped > 0 {
-            self.inner
-                .runtime
-                .metrics
-                .retired(service, Retired::Reloaded.label(), dropped);
-        }
+        self.inner
+            .runtime
+            .metrics
+            .retired(service, Retired::Reloaded, dropped);
         Ok(Reload::Swapped { digest })
     }
 

@@ -12,7 +12,6 @@ use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use porto_host::{Allocator, Limits, Reuse, ServiceConfig, StackConfig};
@@ -238,30 +237,17 @@ fn service_spec(
         .unwrap_or_else(|| vec![name.to_string()])
         .into_iter()
         .collect();
-    let defaults = Limits::default();
-    let limits = Limits {
-        request_timeout: ext
-            .request_timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(defaults.request_timeout),
-        max_memory_bytes: ext
-            .max_memory_mib
-            .map_or(defaults.max_memory_bytes, |mib| mib * 1024 * 1024),
-        max_concurrency: ext.max_concurrency.unwrap_or(defaults.max_concurrency),
-        max_body_bytes: ext.max_body_bytes.unwrap_or(defaults.max_body_bytes),
-    };
-    let default_reuse = Reuse::default();
-    let reuse = Reuse {
-        max_requests: ext
-            .max_instance_reuse
-            .map_or(default_reuse.max_requests, |n| n.get()),
-        idle_timeout: ext
-            .reuse_idle_timeout_ms
-            .map_or(default_reuse.idle_timeout, Duration::from_millis),
-        max_memory_bytes: ext
-            .reuse_max_memory_mib
-            .map_or(default_reuse.max_memory_bytes, |mib| mib * 1024 * 1024),
-    };
+    let limits = Limits::from_keys(
+        ext.request_timeout_ms,
+        ext.max_memory_mib,
+        ext.max_concurrency,
+        ext.max_body_bytes,
+    );
+    let reuse = Reuse::from_keys(
+        ext.max_instance_reuse,
+        ext.reuse_idle_timeout_ms,
+        ext.reuse_max_memory_mib,
+    );
     Ok(ServiceSpec {
         source,
         ports: ports.into_iter().flatten().collect(),
@@ -362,6 +348,8 @@ fn start_order(dependencies: &BTreeMap<String, Vec<String>>) -> anyhow::Result<V
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn app(yaml: &str) -> anyhow::Result<App> {
@@ -526,5 +514,24 @@ services:
                 max_body_bytes: 100,
             })
         );
+        assert_eq!(
+            a.service("a").map(|s| s.config.reuse),
+            Some(Reuse::default()),
+            "a fresh instance per request unless asked"
+        );
+    }
+
+    #[test]
+    fn x_porto_reuse_keys_reach_the_host_config() {
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      max_instance_reuse: 8\n      reuse_idle_timeout_ms: 500\n      reuse_max_memory_mib: 4\n").expect("valid");
+        assert_eq!(
+            a.service("a").map(|s| s.config.reuse),
+            Some(Reuse {
+                max_requests: 8,
+                idle_timeout: Duration::from_millis(500),
+                max_memory_bytes: 4 * 1024 * 1024,
+            })
+        );
+        assert!(app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      max_instance_reuse: 0\n").is_err());
     }
 }
