@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::harness::{
     Client, Porto, built_components, cargo_artifacts, fixtures, porto_image, repo_root,
 };
+use crate::reuse::count;
 
 const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
 const RUNTIME: &str = "io.containerd.porto.v1";
@@ -721,11 +722,6 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
     // PORTO_MAX_INSTANCE_REUSE=3 gives one instance three requests in turn
     // (the counter fixture answers how many its instance served; the
     // readiness probe is one of them), and without it every count is 1.
-    let count = |client: &Client| -> u64 {
-        let reply = client.get("/");
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()["count"].as_u64().expect("count")
-    };
     let reusing = world.start(
         "counter-reuse",
         "counter",
@@ -733,14 +729,17 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
         &[("PORTO_MAX_INSTANCE_REUSE", "3")],
         None,
     );
-    let seen: Vec<u64> = (0..6).map(|_| count(&reusing)).collect();
+    let seen: Vec<u64> = (0..6).map(|_| count(&reusing, "/")).collect();
     assert!(seen.contains(&3), "{seen:?}");
     for pair in seen.windows(2) {
         let expected = if pair[0] == 3 { 1 } else { pair[0] + 1 };
         assert_eq!(pair[1], expected, "{seen:?}");
     }
     let fresh = world.start("counter-fresh", "counter", 42, &[], None);
-    assert_eq!((0..3).map(|_| count(&fresh)).collect::<Vec<_>>(), [1, 1, 1]);
+    assert_eq!(
+        (0..3).map(|_| count(&fresh, "/")).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
 
     // SIGTERM drains: a request in flight finishes, then the task exits 0.
     let slow = world.start("slow", "slow", 40, &[], None);

@@ -402,6 +402,23 @@ impl Porto {
             .unwrap_or(0)
     }
 
+    /// Waits (up to 10 s) until `service` has `count` requests inside
+    /// guests, as `/status` reports them.
+    pub fn wait_for_in_flight(&self, service: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let in_flight = self.in_flight(service);
+            if in_flight >= count as u64 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service}: {in_flight} of {count} requests in flight after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// `service`'s entry in the admin listener's `/status` (null if none).
     pub fn service_status(&self, service: &str) -> Value {
         let status = Client::new(self.url("admin")).get("/status").json();

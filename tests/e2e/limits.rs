@@ -42,23 +42,6 @@ fn client(porto: &Porto, name: &str) -> Client {
     Client::new(porto.url(name))
 }
 
-/// Waits (up to 10 s) until `service` has `count` requests inside guests,
-/// as porto's `/status` reports them.
-fn wait_for_in_flight(porto: &Porto, service: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let in_flight = porto.in_flight(service);
-        if in_flight >= count as u64 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{service}: {in_flight} of {count} requests in flight after 10 s"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
     // The loops get 5 s, so a control that is served while they loop is
@@ -83,7 +66,7 @@ fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
             .collect();
         // Every worker is busy with a looping guest; the control must still
         // be served, not queued behind them until they time out.
-        wait_for_in_flight(&porto, "spin", spinners);
+        porto.wait_for_in_flight("spin", spinners);
         assert_eq!(ok.get("/").status, 200);
         let control_done = Instant::now();
         for handle in spinning {
@@ -275,7 +258,7 @@ fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
             .collect();
         // Once both hold the two slots, the rest find none free within
         // their wait, as the two run to their timeout.
-        wait_for_in_flight(&porto, "sleep", 2);
+        porto.wait_for_in_flight("sleep", 2);
         let refused: Vec<_> = (0..REFUSED)
             .map(|_| {
                 let sleep = sleep.clone();
@@ -326,7 +309,7 @@ fn a_full_instance_pool_is_503_overloaded_for_every_service() {
                 scope.spawn(move || sleep.get("/"))
             })
             .collect();
-        wait_for_in_flight(&porto, "sleep", 2);
+        porto.wait_for_in_flight("sleep", 2);
         // In flight is counted just before the instance is taken from the
         // pool: poll until the pool is seen full.
         let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS / 2);
@@ -448,7 +431,7 @@ fn sigterm_drains_in_flight_requests_and_exits_0() {
                 scope.spawn(move || slow.get("/?ms=3000"))
             })
             .collect();
-        wait_for_in_flight(&porto, "slow", 3);
+        porto.wait_for_in_flight("slow", 3);
         porto.terminate();
         // While those finish, nobody new gets in.
         let deadline = Instant::now() + Duration::from_millis(500);
@@ -487,7 +470,7 @@ fn the_drain_timeout_cuts_off_a_request_that_overstays() {
     let client = client(&porto, "slow");
     thread::scope(|scope| {
         let overstaying = scope.spawn(move || client.try_send("GET", "/?ms=20000", &[], None));
-        wait_for_in_flight(&porto, "slow", 1);
+        porto.wait_for_in_flight("slow", 1);
         let asked = Instant::now();
         porto.terminate();
         let status = porto

@@ -221,14 +221,7 @@ fn a_repeat_while_the_first_is_running_is_409_in_progress() {
         let first = scope.spawn(|| post(&order_for(1)));
         // The key is claimed before the user is looked up, so once the
         // user-service has the lookup the first request holds the key.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while porto.in_flight("user-service") == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the lookup never started"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        porto.wait_for_in_flight("user-service", 1);
         let repeat = post(&order_for(1));
         assert_eq!(
             (repeat.status, repeat.error_code().as_str()),

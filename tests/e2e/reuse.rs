@@ -14,7 +14,9 @@ fn counter(extra: &str) -> Porto {
     Porto::start(&fixtures_compose(&[("counter", "counter", extra)]))
 }
 
-fn count(client: &Client, path: &str) -> u64 {
+/// What the counter fixture at `client` answers for `path`: how many
+/// requests its instance has served.
+pub fn count(client: &Client, path: &str) -> u64 {
     let reply = client.get(path);
     assert_eq!(reply.status, 200, "{path}: {}", reply.body);
     reply.json()["count"].as_u64().expect("count")

@@ -33,8 +33,13 @@ fn redis_url() -> String {
 }
 
 fn postgres_url() -> String {
+    postgres_url_at(5432)
+}
+
+/// The test database, reached on `port`, in a namespace of its own.
+fn postgres_url_at(port: u16) -> String {
     format!(
-        "postgres://postgres@127.0.0.1:5432/test?namespace={}",
+        "postgres://postgres@127.0.0.1:{port}/test?namespace={}",
         namespace()
     )
 }
@@ -461,11 +466,7 @@ impl Relay {
     }
 
     fn postgres_url(&self) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/test?namespace={}",
-            self.port,
-            namespace()
-        )
+        postgres_url_at(self.port)
     }
 }
 
