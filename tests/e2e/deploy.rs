@@ -159,6 +159,116 @@ fn kubernetes_manifests_hang_together() {
     assert!(scaled.is_empty(), "over Redis nothing needs a volume");
 }
 
+/// `deploy/k8s/` is `porto kube`'s output for compose.yaml
+/// (`scripts/generate-manifests`), not a hand-kept copy: regenerated into
+/// a temporary directory, every file is the same and none is missing or
+/// extra.
+#[test]
+fn checked_in_manifests_are_what_porto_kube_generates() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let generated = std::process::Command::new(repo_root().join("scripts/generate-manifests"))
+        .arg(out.path())
+        .env("PORTO", crate::harness::PORTO)
+        .output()
+        .expect("run scripts/generate-manifests");
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let yaml_files = |dir: &std::path::Path| -> BTreeMap<String, String> {
+        std::fs::read_dir(dir)
+            .expect("manifest directory")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let name = p.file_name().expect("name").to_string_lossy().to_string();
+                (name, std::fs::read_to_string(&p).expect("read"))
+            })
+            .collect()
+    };
+    for sub in ["", "scale"] {
+        let fresh = yaml_files(&out.path().join(sub));
+        let checked_in = yaml_files(&deploy().join("k8s").join(sub));
+        assert_eq!(
+            fresh.keys().collect::<Vec<_>>(),
+            checked_in.keys().collect::<Vec<_>>(),
+            "deploy/k8s/{sub}: files differ; run scripts/generate-manifests"
+        );
+        for (name, text) in &fresh {
+            assert_eq!(
+                &checked_in[name], text,
+                "deploy/k8s/{sub}/{name} differs from porto kube's output; run scripts/generate-manifests"
+            );
+        }
+    }
+}
+
+/// `porto kube` on stdout, with a namespace and a PostgreSQL backend: one
+/// stream `kubectl apply -f -` takes, every object valid for the
+/// Kubernetes API, every namespaced one in the namespace.
+#[test]
+fn porto_kube_streams_valid_manifests_for_a_namespace_and_a_backend() {
+    let output = std::process::Command::new(crate::harness::PORTO)
+        .args(["kube", "-f"])
+        .arg(repo_root().join("compose.yaml"))
+        .args([
+            "--namespace",
+            "shop",
+            "--kv",
+            "postgres://app@db/shop",
+            "--tag",
+            "0.1.0",
+        ])
+        .output()
+        .expect("run porto kube");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stream = String::from_utf8(output.stdout).expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("shop.yaml");
+    std::fs::write(&file, &stream).expect("write");
+    let (ok, report) = check_with("validate-manifests", std::slice::from_ref(&file));
+    assert!(ok, "{report}");
+    let mut kinds = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(&stream) {
+        let value = Value::deserialize(doc).expect("yaml");
+        let kind = value["kind"].as_str().expect("kind").to_string();
+        let namespace = &value["metadata"]["namespace"];
+        if kind == "RuntimeClass" {
+            assert!(namespace.is_null(), "a RuntimeClass has no namespace");
+        } else {
+            assert_eq!(namespace, "shop", "{kind}");
+        }
+        if kind == "Deployment" {
+            let image = &value["spec"]["template"]["spec"]["containers"][0]["image"];
+            assert!(
+                image.as_str().is_some_and(|i| i.ends_with(":0.1.0")),
+                "{image:?}"
+            );
+        }
+        kinds.push(kind);
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "Deployment",
+            "Deployment",
+            "Deployment",
+            "RuntimeClass",
+            "Secret",
+            "Service",
+            "Service",
+            "Service"
+        ],
+        "over PostgreSQL nothing needs a StatefulSet"
+    );
+}
+
 /// Every manifest passes the Kubernetes API's own schemas, strictly
 /// (`scripts/validate-manifests`: kubernetes-validate), as the API server
 /// would check it; and the validator does refuse a manifest with an

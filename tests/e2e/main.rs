@@ -21,6 +21,7 @@ mod openapi;
 mod orders;
 mod portability;
 mod reuse;
+mod scaffold;
 mod scale_out;
 mod traces;
 mod users;

@@ -23,6 +23,8 @@ pub const WASM_PLATFORM: &str = "wasi/wasm";
 
 #[derive(Debug)]
 pub struct App {
+    /// The Compose project name: the file's `name`, else its directory's.
+    pub project: String,
     /// Directory of the Compose file; relative paths resolve against it.
     pub dir: PathBuf,
     /// Wasm services, dependencies first.
@@ -39,6 +41,13 @@ pub struct App {
 pub struct ServiceSpec {
     pub source: ComponentSource,
     pub ports: Vec<PublishedPortSpec>,
+    /// Ports inside the service's container (`ports` targets and
+    /// `expose`), what other services call it on outside porto.
+    pub container_ports: Vec<u16>,
+    pub depends_on: Vec<String>,
+    /// `x-porto.buckets` is given: the service keeps data in the store.
+    pub keeps_state: bool,
+    pub deploy: compose::Deploy,
     /// Everything the host needs: environment, allow-lists (`depends_on`
     /// plus `x-porto.allow_services` / `allow_hosts`), buckets, limits.
     pub config: ServiceConfig,
@@ -89,6 +98,10 @@ impl App {
     }
 
     pub fn from_compose(file: ComposeFile, dir: &Path) -> anyhow::Result<Self> {
+        let project = match &file.name {
+            Some(name) => name.clone(),
+            None => project_name_of(dir),
+        };
         let kv = file
             .porto
             .kv
@@ -129,12 +142,42 @@ impl App {
             .filter_map(|name| services.remove(&name))
             .collect();
         Ok(Self {
+            project,
             dir: dir.to_path_buf(),
             services,
             others,
             kv,
             kv_pool_size,
         })
+    }
+
+    /// Keeps only the services named and those they depend on, in start
+    /// order, as `docker compose up NAME…` does; no names keeps them all.
+    pub fn select(&mut self, names: &[String]) -> anyhow::Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut wanted = BTreeSet::new();
+        let mut pending: Vec<&str> = Vec::new();
+        for name in names {
+            if self.service(name).is_none() {
+                let known: Vec<&str> = self.services.iter().map(ServiceSpec::name).collect();
+                bail!(
+                    "no wasi/wasm service {name:?} in the Compose file (it has: {})",
+                    known.join(", ")
+                );
+            }
+            pending.push(name);
+        }
+        while let Some(name) = pending.pop() {
+            if wanted.insert(name.to_string())
+                && let Some(spec) = self.service(name)
+            {
+                pending.extend(spec.depends_on.iter().map(String::as_str));
+            }
+        }
+        self.services.retain(|s| wanted.contains(s.name()));
+        Ok(())
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
@@ -230,6 +273,15 @@ fn service_spec(
         .iter()
         .map(parse_port)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut container_ports = raw
+        .ports
+        .iter()
+        .map(container_port)
+        .chain(raw.expose.iter().map(exposed_port))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    container_ports.sort_unstable();
+    container_ports.dedup();
+    let keeps_state = ext.buckets.as_ref().is_some_and(|b| !b.is_empty());
     let mut allowed_services: BTreeSet<String> = depends_on.iter().cloned().collect();
     allowed_services.extend(ext.allow_services);
     let buckets = ext
@@ -251,6 +303,10 @@ fn service_spec(
     Ok(ServiceSpec {
         source,
         ports: ports.into_iter().flatten().collect(),
+        container_ports,
+        depends_on: depends_on.to_vec(),
+        keeps_state,
+        deploy: raw.deploy,
         config: ServiceConfig {
             name: name.to_string(),
             env,
@@ -312,6 +368,46 @@ fn parse_port(port: &Port) -> anyhow::Result<Option<PublishedPortSpec>> {
                 host_port: port,
             }))
         }
+    }
+}
+
+/// The port inside the container a `ports` entry maps to.
+fn container_port(port: &Port) -> anyhow::Result<u16> {
+    let target = match port {
+        Port::Number(n) | Port::Long { target: n, .. } => n.to_string(),
+        Port::Short(text) => {
+            let text = text.split('/').next().unwrap_or_default();
+            text.rsplit(':').next().unwrap_or_default().to_string()
+        }
+    };
+    target
+        .parse()
+        .with_context(|| format!("container port {target:?} is not a number from 0 to 65535"))
+}
+
+fn exposed_port(port: &PublishedPort) -> anyhow::Result<u16> {
+    let text = match port {
+        PublishedPort::Number(n) => n.to_string(),
+        PublishedPort::Text(t) => t.split('/').next().unwrap_or_default().to_string(),
+    };
+    text.parse()
+        .with_context(|| format!("expose {text:?} is not a port number"))
+}
+
+/// Compose's default project name: the directory's name, lower-cased, with
+/// only letters, digits, `-` and `_` kept.
+fn project_name_of(dir: &Path) -> String {
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    if name.is_empty() {
+        "default".to_string()
+    } else {
+        name
     }
 }
 

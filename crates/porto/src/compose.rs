@@ -15,6 +15,8 @@ use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
 pub struct ComposeFile {
+    /// The project name (Compose's top-level `name`).
+    pub name: Option<String>,
     #[serde(default)]
     pub services: IndexMap<String, Service>,
     #[serde(rename = "x-porto", default)]
@@ -35,8 +37,35 @@ pub struct Service {
     pub depends_on: DependsOn,
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// Container ports other services reach without publishing them.
+    #[serde(default)]
+    pub expose: Vec<PublishedPort>,
+    /// What an orchestrator reads: replicas and resources (`porto kube`).
+    #[serde(default)]
+    pub deploy: Deploy,
     #[serde(rename = "x-porto", default)]
     pub porto: ServiceExtension,
+}
+
+/// The parts of Compose's `deploy` that `porto kube` carries over.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Deploy {
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub resources: DeployResources,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DeployResources {
+    pub limits: Option<Resources>,
+    pub reservations: Option<Resources>,
+}
+
+/// `cpus: "0.5"` (or a number) and `memory: 256M` (Compose byte units).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Resources {
+    pub cpus: Option<Scalar>,
+    pub memory: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,8 @@
 //! (`builder`, `components`), and hands plain service configurations to
 //! the host library, `porto-host`, which runs them; `porto-kv` stores the
 //! guests' data and `porto-oci` makes and moves images. What it adds on
-//! top: the subcommands ([`commands`]), `--watch` (`watch`), the admin
+//! top: the subcommands ([`commands`]), Kubernetes manifests ([`kube`]),
+//! new services ([`scaffold`]), `--watch` (`watch`), the admin
 //! listener (`admin`) and the console output.
 
 mod admin;
@@ -16,5 +17,7 @@ mod builder;
 pub mod commands;
 pub mod components;
 pub mod compose;
+pub mod kube;
 mod progress;
+pub mod scaffold;
 mod watch;

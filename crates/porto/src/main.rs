@@ -1,7 +1,7 @@
 //! The `porto` command line: parse flags, set up logging, run a command.
 
 use clap::{Parser, Subcommand};
-use porto::commands::{build, image, ps, up};
+use porto::commands::{build, image, kube, new, ps, up};
 use porto_host::telemetry::{self, LogFormat};
 
 /// Run a Compose application of WebAssembly HTTP components, in one
@@ -42,6 +42,18 @@ enum Command {
     /// List the services of a running porto: digest, URL, requests served,
     /// error rate, p50/p99 latency, instances in flight.
     Ps(ps::PsArgs),
+    /// Print Kubernetes manifests for the Compose file's services.
+    ///
+    /// Each wasi/wasm service becomes a Deployment (a StatefulSet with a
+    /// volume when it keeps data in the embedded store) on the `porto`
+    /// RuntimeClass, and a Service; allow-lists, buckets, limits and reuse
+    /// reach porto's containerd shim as its PORTO_* variables. The output
+    /// depends only on the Compose file and these flags:
+    /// `porto kube | kubectl apply -f -`.
+    Kube(kube::KubeArgs),
+    /// Add a service: a crate on service-kit, a workspace member and a
+    /// compose.yaml entry, ready for `porto up`.
+    New(new::NewArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -59,6 +71,8 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => build::run(args),
         Command::Image(args) => image::run(args),
         Command::Ps(args) => ps::run(args),
+        Command::Kube(args) => kube::run(args),
+        Command::New(args) => new::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

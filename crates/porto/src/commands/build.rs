@@ -12,6 +12,10 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub compose: super::ComposeFiles,
 
+    /// Build only these services and those they depend on (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
     /// Also list each component's imports and exports: the interfaces any
     /// runtime (porto, `wasmtime serve`, a containerd shim) must provide.
     #[arg(long)]
@@ -23,7 +27,8 @@ pub struct BuildArgs {
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
-    let app = args.compose.load()?;
+    let mut app = args.compose.load()?;
+    app.select(&args.services)?;
     // One engine for every component's interfaces.
     let inspector = args
         .interfaces

@@ -2,6 +2,8 @@
 
 pub mod build;
 pub mod image;
+pub mod kube;
+pub mod new;
 pub mod ps;
 pub mod up;
 

@@ -27,6 +27,10 @@ pub struct UpArgs {
     #[command(flatten)]
     pub compose: super::ComposeFiles,
 
+    /// Run only these services and those they depend on (default: all).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+
     /// Directory of the embedded key-value store (created if missing).
     #[arg(long, default_value = ".porto/data")]
     pub data: PathBuf,
@@ -133,6 +137,7 @@ async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut app = args.compose.load()?;
+    app.select(&args.services)?;
     app.override_kv(args.kv.as_deref(), args.kv_pool_size)?;
     if app.services.is_empty() {
         bail!(

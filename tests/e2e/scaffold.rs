@@ -1,0 +1,174 @@
+//! `porto new` in a copy of this repository: the service it adds builds,
+//! passes its own unit tests, shows its interfaces and serves its API
+//! under `porto up`, with the Compose file's comments and other services
+//! left as they were.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use crate::harness::{Client, PORTO, Porto, repo_root};
+
+/// The repository's sources (not its build output or local state) in a
+/// temporary directory.
+fn copy_of_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(&repo_root(), dir.path());
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        if name_text.starts_with('.') || name_text == "target" || name_text == "node_modules" {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
+    let repo = copy_of_repository();
+    let root: PathBuf = repo.path().to_path_buf();
+    let compose_before = std::fs::read_to_string(root.join("compose.yaml")).expect("read");
+    let port = free_port().to_string();
+
+    let created = run_in(
+        &root,
+        PORTO,
+        &["new", "widgets", "--stateful", "--port", &port],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    assert!(
+        text(&created).contains("porto up widgets"),
+        "{}",
+        text(&created)
+    );
+
+    // The file as it was, the new service appended to `services:`.
+    let compose_after = std::fs::read_to_string(root.join("compose.yaml")).expect("read");
+    let start = compose_after
+        .find("\n  widgets:\n    build:\n      context: services/widgets\n")
+        .expect("widgets added under services");
+    let block: usize = compose_after[start + 1..]
+        .split_inclusive('\n')
+        .take_while(|line| line.starts_with("  "))
+        .map(str::len)
+        .sum();
+    let without = format!(
+        "{}{}",
+        &compose_after[..start],
+        &compose_after[start + 1 + block..]
+    );
+    assert_eq!(without, compose_before, "every other byte kept");
+
+    for (args, expected) in [
+        (vec!["new", "widgets"], "already has a service"),
+        (vec!["new", "Widgets!"], "not a valid service name"),
+        (
+            vec!["new", "gadgets", "--port", "8080"],
+            "already published",
+        ),
+    ] {
+        let refused = run_in(&root, PORTO, &args);
+        assert!(!refused.status.success(), "{args:?} was accepted");
+        assert!(
+            text(&refused).contains(expected),
+            "{args:?}: {}",
+            text(&refused)
+        );
+    }
+
+    // It is part of the application at once: built, with its interfaces.
+    let built = run_in(&root, PORTO, &["build", "--interfaces", "widgets"]);
+    assert!(built.status.success(), "{}", text(&built));
+    let listing = String::from_utf8_lossy(&built.stdout);
+    assert!(listing.starts_with("widgets "), "{listing}");
+    assert!(
+        listing.contains("import wasi:keyvalue/store@0.2.0-draft2"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("export wasi:http/incoming-handler@0.2"),
+        "{listing}"
+    );
+
+    // Its own unit tests pass, natively, and it passes the repository's
+    // lint (`make lint`) as written.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    for args in [
+        &["test", "--quiet", "-p", "widgets"][..],
+        &["fmt", "--check", "-p", "widgets"],
+        &["clippy", "--quiet", "-p", "widgets", "--all-targets", "--", "-D", "warnings"],
+    ] {
+        let checked = run_in(&root, &cargo, args);
+        assert!(checked.status.success(), "cargo {args:?}: {}", text(&checked));
+    }
+
+    let porto = Porto::start_unmodified_with_flags(&root.join("compose.yaml"), &["widgets"]);
+    let mut served: Vec<&str> = porto.urls.keys().map(String::as_str).collect();
+    served.sort_unstable();
+    assert_eq!(served, ["admin", "widgets"], "only the service asked for");
+    let client = Client::new(porto.url("widgets"));
+    assert_eq!(client.get("/healthz").status, 200);
+    let created = client.post_json("/items", &json!({"name": "  Ada  "}));
+    assert_eq!(created.status, 201);
+    let item = created.json();
+    assert_eq!(item["name"], "Ada");
+    let location = created.header("location").expect("Location").to_string();
+    assert_eq!(client.get(&location).json(), item);
+    let invalid = client.post_json("/items", &json!({"name": ""}));
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.error_code(), "validation_failed");
+    assert!(
+        invalid.json()["error"]["details"]["name"].is_string(),
+        "{}",
+        invalid.json()
+    );
+    assert_eq!(
+        client
+            .post_json("/items", &json!({"name": "A", "x": 1}))
+            .status,
+        400
+    );
+    assert_eq!(client.delete(&location).status, 204);
+    let gone = client.get(&location);
+    assert_eq!(
+        (gone.status, gone.error_code().as_str()),
+        (404, "item_not_found")
+    );
+    assert_eq!(client.get("/nowhere").status, 404);
+}
