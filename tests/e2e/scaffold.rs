@@ -132,10 +132,23 @@ fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
     for args in [
         &["test", "--quiet", "-p", "widgets"][..],
         &["fmt", "--check", "-p", "widgets"],
-        &["clippy", "--quiet", "-p", "widgets", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--quiet",
+            "-p",
+            "widgets",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     ] {
         let checked = run_in(&root, &cargo, args);
-        assert!(checked.status.success(), "cargo {args:?}: {}", text(&checked));
+        assert!(
+            checked.status.success(),
+            "cargo {args:?}: {}",
+            text(&checked)
+        );
     }
 
     let porto = Porto::start_unmodified_with_flags(&root.join("compose.yaml"), &["widgets"]);

@@ -205,6 +205,28 @@ fn what_cannot_run_as_written_is_refused() {
     assert!(format!("{err:#}").contains("serves one"), "{err:#}");
     let bad_memory = APP.replace("memory: 128M", "memory: 128Q");
     assert!(manifests(&app(&bad_memory), &options()).is_err());
+    let named = |name: &str| APP.replace("  gateway:\n", &format!("  {name}:\n"));
+    for bad in ["Gateway", "gate_way", "9gate", "gate-"] {
+        let err = manifests(&app(&named(bad)), &options()).expect_err(bad);
+        assert!(
+            format!("{err:#}").contains("cannot name Kubernetes objects"),
+            "{err:#}"
+        );
+    }
+    for (field, value) in [
+        ("namespace", "Prod!"),
+        ("volume", "lots"),
+        ("volume", "0"),
+        ("prefix", "Bad Registry"),
+    ] {
+        let mut bad = options();
+        match field {
+            "namespace" => bad.namespace = Some(value.into()),
+            "volume" => bad.volume_size = value.into(),
+            _ => bad.image_prefix = value.into(),
+        }
+        assert!(manifests(&app(APP), &bad).is_err(), "{field} {value}");
+    }
     let mut pinned = options();
     pinned.pin_from = Some(std::env::temp_dir().join("porto-no-such-store"));
     let err = manifests(&app(APP), &pinned).expect_err("nothing to pin");

@@ -45,6 +45,12 @@ pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
         Some(Value::Mapping(_)) => insert_into_services(&lines, block),
         Some(_) => bail!("`services` is not a mapping"),
     }?;
+    // A file written with CRLF line ends keeps them.
+    let edited = if text.contains("\r\n") {
+        edited.replace("\r\n", "\n").replace('\n', "\r\n")
+    } else {
+        edited
+    };
     verify(&before, &edited, &block.name)?;
     Ok(edited)
 }
@@ -228,6 +234,13 @@ networks:
                 "{text:?} → {out}"
             );
         }
+    }
+
+    #[test]
+    fn keeps_crlf_line_ends() {
+        let out = add_service(&FILE.replace('\n', "\r\n"), &block()).expect("edited");
+        assert!(!out.replace("\r\n", "").contains('\n'), "{out:?}");
+        assert!(out.contains("\r\n  widgets:\r\n"));
     }
 
     #[test]

@@ -95,13 +95,7 @@ const RESERVED: &[&str] = &[
 /// A name that is a valid Compose service, cargo package, directory and
 /// Kubernetes object name (RFC 1035 label) at once.
 pub fn check_name(name: &str) -> anyhow::Result<()> {
-    let valid = (2..=63).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !valid {
+    if name.len() < 2 || !crate::kube::is_dns_label(name) {
         bail!(
             "{name:?} is not a valid service name: use 2 to 63 lower-case letters, digits \
              and `-`, starting with a letter and ending with a letter or digit (a Compose \
