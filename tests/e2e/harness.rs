@@ -278,7 +278,7 @@ impl Porto {
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, serde_yaml_ng::to_string(compose).expect("yaml"))
             .expect("write compose");
-        Self::start_file(&file, dir, data, extra)
+        Self::launch(&file, dir, data, extra, &[], None)
     }
 
     /// A Compose file as it is, built by porto itself.
@@ -288,9 +288,14 @@ impl Porto {
 
     /// A Compose file as it is, with more `porto up` flags.
     pub fn start_unmodified_with_flags(file: &Path, flags: &[&str]) -> Self {
+        Self::start_unmodified_with_env(file, flags, &[])
+    }
+
+    /// A Compose file as it is, with `porto up` flags and environment.
+    pub fn start_unmodified_with_env(file: &Path, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        Self::start_file(file, dir, data, flags)
+        Self::launch(file, dir, data, flags, env, None)
     }
 
     /// Waits until porto prints a line containing `text`. Start-up lines
@@ -315,10 +320,6 @@ impl Porto {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn start_file(file: &Path, dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Self {
-        Self::launch(file, dir, data, extra, &[], None)
     }
 
     fn launch(

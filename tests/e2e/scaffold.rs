@@ -36,10 +36,18 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The copy builds into a target directory of its own: cargo names a path
+/// crate's artifacts by its path within the workspace, so the copy's
+/// service-kit would overwrite the repository's in a shared one.
+fn copy_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target")
+}
+
 fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env("CARGO_TARGET_DIR", copy_target_dir())
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"))
 }
@@ -151,7 +159,12 @@ fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
         );
     }
 
-    let porto = Porto::start_unmodified_with_flags(&root.join("compose.yaml"), &["widgets"]);
+    let target = copy_target_dir();
+    let porto = Porto::start_unmodified_with_env(
+        &root.join("compose.yaml"),
+        &["widgets"],
+        &[("CARGO_TARGET_DIR", target.to_str().expect("utf-8 path"))],
+    );
     let mut served: Vec<&str> = porto.urls.keys().map(String::as_str).collect();
     served.sort_unstable();
     assert_eq!(served, ["admin", "widgets"], "only the service asked for");

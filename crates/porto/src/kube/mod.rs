@@ -152,7 +152,7 @@ fn check_names(app: &App, options: &Options) -> anyhow::Result<()> {
     // A namespace is an RFC 1123 label: like a Service's name, but it may
     // also start with a digit.
     if let Some(namespace) = &options.namespace
-        && !is_dns_label(&format!("n{namespace}"))
+        && !(namespace.len() <= 63 && is_dns_label(&format!("n{namespace}")))
     {
         bail!(
             "--namespace {namespace:?} is not a Kubernetes namespace name (lower-case letters, digits and `-`)"
