@@ -187,18 +187,19 @@ fn checked_in_manifests_are_what_porto_kube_generates() {
             })
             .collect()
     };
-    for sub in ["", "scale"] {
-        let fresh = yaml_files(&out.path().join(sub));
-        let checked_in = yaml_files(&deploy().join("k8s").join(sub));
+    // (checked in under deploy/, generated under the output directory)
+    for (sub, generated) in [("k8s", ""), ("k8s/scale", "scale")] {
+        let fresh = yaml_files(&out.path().join(generated));
+        let checked_in = yaml_files(&deploy().join(sub));
         assert_eq!(
             fresh.keys().collect::<Vec<_>>(),
             checked_in.keys().collect::<Vec<_>>(),
-            "deploy/k8s/{sub}: files differ; run scripts/generate-manifests"
+            "deploy/{sub}: files differ; run scripts/generate-manifests"
         );
         for (name, text) in &fresh {
             assert_eq!(
                 &checked_in[name], text,
-                "deploy/k8s/{sub}/{name} differs from porto kube's output; run scripts/generate-manifests"
+                "deploy/{sub}/{name} differs from porto kube's output; run scripts/generate-manifests"
             );
         }
     }
