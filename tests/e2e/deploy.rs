@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use serde::Deserialize as _;
 use serde_yaml_ng::Value;
 
-use crate::harness::repo_root;
+use crate::harness::{repo_root, succeeded};
 
 const SERVICES: [&str; 3] = ["api-gateway", "user-service", "order-service"];
 
@@ -166,15 +166,10 @@ fn kubernetes_manifests_hang_together() {
 #[test]
 fn checked_in_manifests_are_what_porto_kube_generates() {
     let out = tempfile::tempdir().expect("tempdir");
-    let generated = std::process::Command::new(repo_root().join("scripts/generate-manifests"))
-        .arg(out.path())
-        .env("PORTO", crate::harness::PORTO)
-        .output()
-        .expect("run scripts/generate-manifests");
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
+    succeeded(
+        std::process::Command::new(repo_root().join("scripts/generate-manifests"))
+            .arg(out.path())
+            .env("PORTO", crate::harness::PORTO),
     );
     let yaml_files = |dir: &std::path::Path| -> BTreeMap<String, String> {
         std::fs::read_dir(dir)
@@ -210,25 +205,19 @@ fn checked_in_manifests_are_what_porto_kube_generates() {
 /// Kubernetes API, every namespaced one in the namespace.
 #[test]
 fn porto_kube_streams_valid_manifests_for_a_namespace_and_a_backend() {
-    let output = std::process::Command::new(crate::harness::PORTO)
-        .args(["kube", "-f"])
-        .arg(repo_root().join("compose.yaml"))
-        .args([
-            "--namespace",
-            "shop",
-            "--kv",
-            "postgres://app@db/shop",
-            "--tag",
-            "0.1.0",
-        ])
-        .output()
-        .expect("run porto kube");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stream = succeeded(
+        std::process::Command::new(crate::harness::PORTO)
+            .args(["kube", "-f"])
+            .arg(repo_root().join("compose.yaml"))
+            .args([
+                "--namespace",
+                "shop",
+                "--kv",
+                "postgres://app@db/shop",
+                "--tag",
+                "0.1.0",
+            ]),
     );
-    let stream = String::from_utf8(output.stdout).expect("utf-8");
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("shop.yaml");
     std::fs::write(&file, &stream).expect("write");

@@ -67,14 +67,18 @@ pub fn raw_exchange(address: &str, request: &[u8]) -> String {
 
 /// Runs `porto image ARGS…`, which must succeed; its stdout.
 pub fn porto_image(args: &[&str]) -> String {
-    let out = Command::new(PORTO)
-        .arg("image")
-        .args(args)
+    succeeded(Command::new(PORTO).arg("image").args(args))
+}
+
+/// Runs `command`, which must exit 0 (else the test fails with what it
+/// wrote on stderr); its stdout.
+pub fn succeeded(command: &mut Command) -> String {
+    let out = command
         .output()
-        .expect("run porto");
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     assert!(
         out.status.success(),
-        "porto image {args:?}: {}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
