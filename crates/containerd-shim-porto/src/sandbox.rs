@@ -22,6 +22,12 @@ impl Sandbox for PortoSandbox {
         let settings = Settings::from_env(ctx.envs(), entrypoint.name.as_deref())?;
         // Log lines (guest output among them) go to the container's log.
         let _telemetry = telemetry::init(&settings.log, LogFormat::Text);
+        for name in &settings.unknown {
+            tracing::warn!(
+                "{name} is not a porto setting and is ignored (the settings: {})",
+                porto_host::container_env::ALL.join(", ")
+            );
+        }
         let wasm = entrypoint
             .source
             .as_bytes()

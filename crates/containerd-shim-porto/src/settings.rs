@@ -2,7 +2,9 @@
 //! service it is, where to listen, where its state lives, what it may
 //! reach and its limits. Every `PORTO_*` variable is the host's and never
 //! reaches the guest (a `PORTO_KV` URL may hold a password); every other
-//! variable is the guest's environment, as under porto.
+//! variable is the guest's environment, as under porto. The names are
+//! porto-host's `container_env`, the list `porto kube` writes from; a
+//! `PORTO_*` variable not on it is reported at start.
 //!
 //! | variable | default |
 //! | --- | --- |
@@ -26,10 +28,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use porto_host::container_env::{self as var, PREFIX};
 use porto_host::{Allocator, Limits, Reuse, ServiceConfig};
 use porto_kv::KvSpec;
-
-const PREFIX: &str = "PORTO_";
 
 #[derive(Debug)]
 pub struct Settings {
@@ -41,6 +42,9 @@ pub struct Settings {
     pub drain: Duration,
     pub log: String,
     pub allocator: Allocator,
+    /// `PORTO_*` variables that are no setting (a misspelling, or another
+    /// tool's): neither the host's nor passed to the guest.
+    pub unknown: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,48 +61,53 @@ impl Settings {
     pub fn from_env(pairs: &[String], file_name: Option<&str>) -> Result<Self, SettingsError> {
         let mut porto = BTreeMap::new();
         let mut env = Vec::new();
+        let mut unknown = Vec::new();
         for pair in pairs {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key.strip_prefix(PREFIX) {
-                Some(setting) => {
-                    porto.insert(setting.to_string(), value.to_string());
-                }
-                None => env.push((key.to_string(), value.to_string())),
+            if !key.starts_with(PREFIX) {
+                env.push((key.to_string(), value.to_string()));
+            } else if var::ALL.contains(&key) {
+                porto.insert(key.to_string(), value.to_string());
+            } else {
+                // Not refused: Kubernetes adds `NAME_SERVICE_HOST` and the
+                // like for every Service in the namespace, and one named
+                // `porto-…` would stop every pod. Said at start instead.
+                unknown.push(key.to_string());
             }
         }
         let get = |name: &str| porto.get(name).map(String::as_str);
-        let name = get("SERVICE")
+        let name = get(var::SERVICE)
             .or(file_name)
             .filter(|n| !n.is_empty())
             .unwrap_or("service")
             .to_string();
-        let buckets: BTreeSet<String> = match get("BUCKETS") {
+        let buckets: BTreeSet<String> = match get(var::BUCKETS) {
             Some(list) => split_list(list).collect(),
             None => BTreeSet::from([name.clone()]),
         };
-        let allowed_hosts = match get("ALLOW_HOSTS") {
+        let allowed_hosts = match get(var::ALLOW_HOSTS) {
             Some(list) => split_list(list).collect(),
             None => vec!["*".to_string()],
         };
         let limits = Limits::from_keys(
-            parsed(&porto, "REQUEST_TIMEOUT_MS")?,
-            parsed(&porto, "MAX_MEMORY_MIB")?,
-            parsed(&porto, "MAX_CONCURRENCY")?,
-            parsed(&porto, "MAX_BODY_BYTES")?,
+            parsed(&porto, var::REQUEST_TIMEOUT_MS)?,
+            parsed(&porto, var::MAX_MEMORY_MIB)?,
+            parsed(&porto, var::MAX_CONCURRENCY)?,
+            parsed(&porto, var::MAX_BODY_BYTES)?,
         );
         let reuse = Reuse::from_keys(
-            parsed(&porto, "MAX_INSTANCE_REUSE")?,
-            parsed(&porto, "REUSE_IDLE_TIMEOUT_MS")?,
-            parsed(&porto, "REUSE_MAX_MEMORY_MIB")?,
+            parsed(&porto, var::MAX_INSTANCE_REUSE)?,
+            parsed(&porto, var::REUSE_IDLE_TIMEOUT_MS)?,
+            parsed(&porto, var::REUSE_MAX_MEMORY_MIB)?,
         );
-        let kv = parsed(&porto, "KV")?.unwrap_or_default();
-        let allocator = match get("ALLOCATOR").unwrap_or("auto") {
+        let kv = parsed(&porto, var::KV)?.unwrap_or_default();
+        let allocator = match get(var::ALLOCATOR).unwrap_or("auto") {
             "auto" => Allocator::Auto,
             "pooling" => Allocator::Pooling,
             "on-demand" => Allocator::OnDemand,
             other => {
                 return Err(invalid(
-                    "ALLOCATOR",
+                    var::ALLOCATOR,
                     other,
                     "use auto, pooling or on-demand",
                 ));
@@ -115,13 +124,14 @@ impl Settings {
                 limits,
                 reuse,
             },
-            listen: parsed(&porto, "LISTEN")?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
+            listen: parsed(&porto, var::LISTEN)?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
             kv,
-            kv_pool_size: parsed(&porto, "KV_POOL_SIZE")?.unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
-            data_dir: get("DATA").unwrap_or("/data").into(),
-            drain: Duration::from_secs(parsed(&porto, "DRAIN_TIMEOUT")?.unwrap_or(10)),
-            log: get("LOG").unwrap_or("info").to_string(),
+            kv_pool_size: parsed(&porto, var::KV_POOL_SIZE)?.unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
+            data_dir: get(var::DATA).unwrap_or("/data").into(),
+            drain: Duration::from_secs(parsed(&porto, var::DRAIN_TIMEOUT)?.unwrap_or(10)),
+            log: get(var::LOG).unwrap_or("info").to_string(),
             allocator,
+            unknown,
         })
     }
 
@@ -159,7 +169,7 @@ where
 
 fn invalid(name: &str, value: &str, why: &str) -> SettingsError {
     SettingsError {
-        variable: format!("{PREFIX}{name}"),
+        variable: name.to_string(),
         value: value.to_string(),
         why: why.to_string(),
     }
@@ -257,6 +267,27 @@ mod tests {
             let variable = bad.split('=').next().unwrap_or_default();
             assert!(err.to_string().starts_with(variable), "{err}");
         }
+    }
+
+    #[test]
+    fn a_misspelt_porto_variable_is_reported_and_reaches_no_one() {
+        let settings = Settings::from_env(
+            &env(&["PORTO_MAX_INSTANCE_REUS=128", "PORTO_SERVICE_HOST=10.0.0.1"]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            settings.unknown,
+            vec!["PORTO_MAX_INSTANCE_REUS", "PORTO_SERVICE_HOST"]
+        );
+        assert!(settings.service.env.is_empty());
+        assert_eq!(settings.service.reuse, Reuse::default());
+    }
+
+    #[test]
+    fn an_empty_bucket_list_opens_none() {
+        let settings = Settings::from_env(&env(&["PORTO_BUCKETS="]), None).expect("valid");
+        assert!(settings.service.buckets.is_empty());
     }
 
     #[test]

@@ -40,6 +40,7 @@
 //! front end's business, and the host logs through `tracing`.
 
 mod config;
+pub mod container_env;
 mod engine;
 mod error;
 mod failure;

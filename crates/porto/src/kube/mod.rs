@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use porto_host::container_env as var;
 use porto_kv::KvSpec;
 use porto_oci::Reference;
 use serde::Serialize;
@@ -302,7 +303,7 @@ fn environment(app: &App, spec: &ServiceSpec, kv: &KvSpec, port: u16) -> Vec<obj
     let config = &spec.config;
     let mut env: Vec<Env> = config.env.iter().map(|(k, v)| Env::value(k, v)).collect();
     if port != SHIM_PORT {
-        env.push(Env::value("PORTO_LISTEN", &format!("0.0.0.0:{port}")));
+        env.push(Env::value(var::LISTEN, &format!("0.0.0.0:{port}")));
     }
     // Only services that declare buckets may open any, on the cluster as
     // in the Compose file; an undeclared default bucket would keep data on
@@ -312,16 +313,13 @@ fn environment(app: &App, spec: &ServiceSpec, kv: &KvSpec, port: u16) -> Vec<obj
     } else {
         Vec::new()
     };
-    env.push(Env::value("PORTO_BUCKETS", &buckets.join(",")));
+    env.push(Env::value(var::BUCKETS, &buckets.join(",")));
     if spec.keeps_state
         && let KvSpec::Url(_) = kv
     {
-        env.push(Env::secret("PORTO_KV", KV_SECRET, "url"));
+        env.push(Env::secret(var::KV, KV_SECRET, "url"));
         if app.kv_pool_size != porto_kv::DEFAULT_POOL_SIZE {
-            env.push(Env::value(
-                "PORTO_KV_POOL_SIZE",
-                &app.kv_pool_size.to_string(),
-            ));
+            env.push(Env::value(var::KV_POOL_SIZE, &app.kv_pool_size.to_string()));
         }
     }
     // What porto allows over in-process calls, by name on the cluster.
@@ -333,7 +331,7 @@ fn environment(app: &App, spec: &ServiceSpec, kv: &KvSpec, port: u16) -> Vec<obj
         .collect();
     hosts.sort_unstable();
     hosts.dedup();
-    env.push(Env::value("PORTO_ALLOW_HOSTS", &hosts.join(",")));
+    env.push(Env::value(var::ALLOW_HOSTS, &hosts.join(",")));
     for (key, value) in shim_limits(spec) {
         env.push(Env::value(key, &value));
     }
@@ -349,26 +347,26 @@ fn shim_limits(spec: &ServiceSpec) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     if limits.request_timeout != defaults.request_timeout {
         let ms = limits.request_timeout.as_millis().to_string();
-        out.push(("PORTO_REQUEST_TIMEOUT_MS", ms));
+        out.push((var::REQUEST_TIMEOUT_MS, ms));
     }
     if limits.max_memory_bytes != defaults.max_memory_bytes {
-        out.push(("PORTO_MAX_MEMORY_MIB", mib(limits.max_memory_bytes)));
+        out.push((var::MAX_MEMORY_MIB, mib(limits.max_memory_bytes)));
     }
     if limits.max_concurrency != defaults.max_concurrency {
-        out.push(("PORTO_MAX_CONCURRENCY", limits.max_concurrency.to_string()));
+        out.push((var::MAX_CONCURRENCY, limits.max_concurrency.to_string()));
     }
     if limits.max_body_bytes != defaults.max_body_bytes {
-        out.push(("PORTO_MAX_BODY_BYTES", limits.max_body_bytes.to_string()));
+        out.push((var::MAX_BODY_BYTES, limits.max_body_bytes.to_string()));
     }
     if reuse.max_requests != reuse_defaults.max_requests {
-        out.push(("PORTO_MAX_INSTANCE_REUSE", reuse.max_requests.to_string()));
+        out.push((var::MAX_INSTANCE_REUSE, reuse.max_requests.to_string()));
     }
     if reuse.idle_timeout != reuse_defaults.idle_timeout {
         let ms = reuse.idle_timeout.as_millis().to_string();
-        out.push(("PORTO_REUSE_IDLE_TIMEOUT_MS", ms));
+        out.push((var::REUSE_IDLE_TIMEOUT_MS, ms));
     }
     if reuse.max_memory_bytes != reuse_defaults.max_memory_bytes {
-        out.push(("PORTO_REUSE_MAX_MEMORY_MIB", mib(reuse.max_memory_bytes)));
+        out.push((var::REUSE_MAX_MEMORY_MIB, mib(reuse.max_memory_bytes)));
     }
     out
 }

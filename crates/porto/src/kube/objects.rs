@@ -221,6 +221,9 @@ fn pod_template(plan: &Plan<'_>, data_volume: Option<&str>) -> anyhow::Result<Po
         }),
         spec: Some(PodSpec {
             runtime_class_name: Some(RUNTIME_CLASS.into()),
+            // The guest's environment is the Compose file's, as under porto,
+            // not one `NAME_SERVICE_HOST` set per Service in the namespace.
+            enable_service_links: Some(false),
             termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
             containers: vec![container],
             ..PodSpec::default()

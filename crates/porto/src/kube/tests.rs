@@ -122,6 +122,7 @@ fn a_stateless_service_is_a_deployment_under_porto_s_rules() {
     assert_eq!(gateway["spec"]["replicas"], 2);
     let pod = &gateway["spec"]["template"]["spec"];
     assert_eq!(pod["runtimeClassName"], "porto");
+    assert_eq!(pod["enableServiceLinks"], false);
     let container = &pod["containers"][0];
     assert_eq!(container["resources"]["limits"]["cpu"], "500m");
     assert_eq!(container["resources"]["limits"]["memory"], "128Mi");
