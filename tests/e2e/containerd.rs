@@ -322,6 +322,19 @@ impl Containerd {
         std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
     }
 
+    /// The container's log once it holds `text`: lines reach it through
+    /// containerd's FIFOs and `ctr`, after the response they belong to.
+    fn container_log_with(&self, id: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.container_log(id);
+            if log.contains(text) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts container `id` of `image` in the network namespace `netns`,
     /// attached as Docker runs one: `ctr run` copies the container's
     /// output (through containerd's FIFOs) to the log and exits with the
@@ -681,7 +694,9 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
     let refused = narrow.get("/api/users/1");
     assert_eq!(refused.status, 502, "{}", refused.body);
     assert_eq!(refused.error_code(), "upstream_unavailable");
-    let log = world.containerd.container_log("gateway-narrow");
+    let log = world
+        .containerd
+        .container_log_with("gateway-narrow", "outbound request denied");
     assert!(log.contains("outbound request denied"), "{log}");
 
     // A container may open only the buckets PORTO_BUCKETS names.
@@ -697,7 +712,9 @@ fn the_services_run_on_containerd_with_porto_s_shim() {
     );
     let health = denied.get("/healthz");
     assert!(health.status >= 500, "{}", health.body);
-    let log = world.containerd.container_log("orders-denied");
+    let log = world
+        .containerd
+        .container_log_with("orders-denied", "access");
     assert!(log.contains("access"), "{log}");
 
     // Two user-service containers over one Redis share one truth.
