@@ -1,7 +1,7 @@
-//! `porto new` in a copy of this repository: the service it adds builds,
-//! passes its own unit tests, shows its interfaces and serves its API
-//! under `porto up`, with the Compose file's comments and other services
-//! left as they were.
+//! `porto new` in a copy of this repository: the services it adds (one
+//! with a bucket, one without) build, pass their own unit tests and lint,
+//! show their interfaces and serve their APIs under `porto up`, with the
+//! Compose file's comments and other services left as they were.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -68,7 +68,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
+fn porto_new_adds_services_that_build_serve_and_answer() {
     let repo = copy_of_repository();
     let root: PathBuf = repo.path().to_path_buf();
     let compose_before = std::fs::read_to_string(root.join("compose.yaml")).expect("read");
@@ -120,31 +120,58 @@ fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
         );
     }
 
-    // It is part of the application at once: built, with its interfaces.
-    let built = run_in(&root, PORTO, &["build", "--interfaces", "widgets"]);
+    // A stateless one beside it.
+    let greeter_port = free_port().to_string();
+    let stateless = run_in(&root, PORTO, &["new", "greeter", "--port", &greeter_port]);
+    assert!(stateless.status.success(), "{}", text(&stateless));
+
+    // They are part of the application at once: built, with their interfaces.
+    let built = run_in(
+        &root,
+        PORTO,
+        &["build", "--interfaces", "widgets", "greeter"],
+    );
     assert!(built.status.success(), "{}", text(&built));
-    let listing = String::from_utf8_lossy(&built.stdout);
-    assert!(listing.starts_with("widgets "), "{listing}");
+    let listing = String::from_utf8_lossy(&built.stdout).to_string();
+    let interfaces_of = |service: &str| -> String {
+        let mut lines = listing
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("{service} ")));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("{service} not built: {listing}"));
+        let rest: Vec<&str> = lines.take_while(|l| l.starts_with(' ')).collect();
+        format!("{first}\n{}", rest.join("\n"))
+    };
+    let widgets = interfaces_of("widgets");
     assert!(
-        listing.contains("import wasi:keyvalue/store@0.2.0-draft2"),
-        "{listing}"
+        widgets.contains("import wasi:keyvalue/store@0.2.0-draft2"),
+        "{widgets}"
     );
     assert!(
-        listing.contains("export wasi:http/incoming-handler@0.2"),
-        "{listing}"
+        widgets.contains("export wasi:http/incoming-handler@0.2"),
+        "{widgets}"
+    );
+    let greeter = interfaces_of("greeter");
+    assert!(!greeter.contains("wasi:keyvalue"), "{greeter}");
+    assert!(
+        greeter.contains("export wasi:http/incoming-handler@0.2"),
+        "{greeter}"
     );
 
-    // Its own unit tests pass, natively, and it passes the repository's
+    // Their own unit tests pass, natively, and they pass the repository's
     // lint (`make lint`) as written.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for args in [
-        &["test", "--quiet", "-p", "widgets"][..],
-        &["fmt", "--check", "-p", "widgets"],
+        &["test", "--quiet", "-p", "widgets", "-p", "greeter"][..],
+        &["fmt", "--check", "-p", "widgets", "-p", "greeter"],
         &[
             "clippy",
             "--quiet",
             "-p",
             "widgets",
+            "-p",
+            "greeter",
             "--all-targets",
             "--",
             "-D",
@@ -162,12 +189,23 @@ fn porto_new_adds_a_stateful_service_that_builds_serves_and_answers() {
     let target = copy_target_dir();
     let porto = Porto::start_unmodified_with_env(
         &root.join("compose.yaml"),
-        &["widgets"],
+        &["widgets", "greeter"],
         &[("CARGO_TARGET_DIR", target.to_str().expect("utf-8 path"))],
     );
     let mut served: Vec<&str> = porto.urls.keys().map(String::as_str).collect();
     served.sort_unstable();
-    assert_eq!(served, ["admin", "widgets"], "only the service asked for");
+    assert_eq!(
+        served,
+        ["admin", "greeter", "widgets"],
+        "only the services asked for"
+    );
+    let greeter = Client::new(porto.url("greeter"));
+    let greeting = greeter.post_json("/greetings", &json!({"name": " Ada "}));
+    assert_eq!(greeting.status, 200, "{}", greeting.body);
+    assert_eq!(greeting.json(), json!({"greeting": "Hello, Ada!"}));
+    let invalid = greeter.post_json("/greetings", &json!({"name": "\u{7}"}));
+    assert_eq!(invalid.error_code(), "validation_failed");
+    assert_eq!(greeter.get("/greetings").status, 405);
     let client = Client::new(porto.url("widgets"));
     assert_eq!(client.get("/healthz").status, 200);
     let created = client.post_json("/items", &json!({"name": "  Ada  "}));
