@@ -319,6 +319,17 @@ fn service_spec(
     })
 }
 
+/// Host ports every service of `file` publishes, porto's or not; entries
+/// porto cannot read are left out (`porto up` refuses them itself).
+pub fn published_ports(file: &ComposeFile) -> BTreeSet<u16> {
+    file.services
+        .values()
+        .flat_map(|service| &service.ports)
+        .filter_map(|port| parse_port(port).ok().flatten())
+        .map(|published| published.host_port)
+        .collect()
+}
+
 /// The host side of a port mapping; `None` when nothing is published
 /// (`"80"`: a container port only).
 fn parse_port(port: &Port) -> anyhow::Result<Option<PublishedPortSpec>> {

@@ -32,19 +32,10 @@ pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let edited = match services {
-        None | Some(Value::Null) => append_services(text, &lines, block),
-        Some(Value::Mapping(m)) if m.is_empty() => {
-            let at = services_line(&lines)?;
-            // `services: {}` is the one flow form porto rewrites: it holds nothing.
-            let mut out: String = lines[..at].concat();
-            out.push_str("services:\n");
-            out.push_str(&render(block, 2));
-            out.push_str(&lines[at + 1..].concat());
-            Ok(out)
-        }
-        Some(Value::Mapping(_)) => insert_into_services(&lines, block),
+        Some(Value::Mapping(m)) if !m.is_empty() => insert_into_services(&lines, block)?,
+        None | Some(Value::Null | Value::Mapping(_)) => start_services(text, &lines, block),
         Some(_) => bail!("`services` is not a mapping"),
-    }?;
+    };
     // A file written with CRLF line ends keeps them.
     let edited = if text.contains("\r\n") {
         edited.replace("\r\n", "\n").replace('\n', "\r\n")
@@ -55,25 +46,31 @@ pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
     Ok(edited)
 }
 
-fn append_services(text: &str, lines: &[&str], block: &ServiceBlock) -> anyhow::Result<String> {
-    let mut out = text.to_string();
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    // `services:` with no value is replaced, anything else gets one added.
+/// A `services:` that holds nothing (no value, or `{}`: the one flow form
+/// porto rewrites) gets the block below it, the line's comment kept; a
+/// file without the key gets it appended.
+fn start_services(text: &str, lines: &[&str], block: &ServiceBlock) -> String {
+    let mut out = String::new();
     if let Ok(at) = services_line(lines) {
-        let mut out: String = lines[..at].concat();
-        out.push_str("services:\n");
+        let rest = lines[at]["services:".len()..].replacen("{}", "", 1);
+        out.push_str(&lines[..at].concat());
+        out.push_str("services:");
+        out.push_str(rest.trim_end());
+        out.push('\n');
         out.push_str(&render(block, 2));
         out.push_str(&lines[at + 1..].concat());
-        return Ok(out);
+        return out;
     }
+    out.push_str(text);
     if !out.is_empty() {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
         out.push('\n');
     }
     out.push_str("services:\n");
     out.push_str(&render(block, 2));
-    Ok(out)
+    out
 }
 
 /// The line index of the top-level `services:` key.
@@ -82,7 +79,9 @@ fn services_line(lines: &[&str]) -> anyhow::Result<usize> {
         .iter()
         .position(|l| {
             l.strip_prefix("services:").is_some_and(|rest| {
-                rest.trim().is_empty() || rest.trim() == "{}" || rest.trim_start().starts_with('#')
+                let rest = rest.trim_start();
+                let rest = rest.strip_prefix("{}").unwrap_or(rest).trim();
+                rest.is_empty() || rest.starts_with('#')
             })
         })
         .context("cannot find a top-level `services:` line to extend")
@@ -226,6 +225,11 @@ networks:
 
     #[test]
     fn fills_an_empty_or_missing_services() {
+        let commented = add_service("services: {}   # none yet\n", &block()).expect("edited");
+        assert!(
+            commented.starts_with("services:    # none yet\n  widgets:\n"),
+            "{commented}"
+        );
         for text in ["services: {}\n", "name: x\n", "services:\n", ""] {
             let out = add_service(text, &block()).expect("edited");
             let doc: Value = serde_yaml_ng::from_str(&out).expect("parses");

@@ -126,7 +126,10 @@ pub fn create(compose_path: &Path, request: &Request) -> anyhow::Result<Created>
             compose_path.display()
         );
     }
-    let taken = published_ports(&document);
+    let taken = crate::app::published_ports(
+        &crate::compose::parse(&compose_text)
+            .with_context(|| format!("reading {}", compose_path.display()))?,
+    );
     let port = match request.port {
         Some(0) => bail!("--port must be from 1 to 65535"),
         Some(port) if taken.contains(&port) => bail!(
@@ -183,33 +186,6 @@ pub fn create(compose_path: &Path, request: &Request) -> anyhow::Result<Created>
         port,
         bucket,
     })
-}
-
-/// Host ports every service of the file publishes.
-fn published_ports(document: &Value) -> BTreeSet<u16> {
-    let mut ports = BTreeSet::new();
-    let Some(services) = document["services"].as_mapping() else {
-        return ports;
-    };
-    for service in services.values() {
-        for port in service["ports"].as_sequence().into_iter().flatten() {
-            let published = match port {
-                Value::String(text) => {
-                    let text = text.split('/').next().unwrap_or_default();
-                    let parts: Vec<&str> = text.rsplitn(3, ':').collect();
-                    parts.get(1).and_then(|p| p.parse().ok())
-                }
-                Value::Mapping(_) => match &port["published"] {
-                    Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-                    Value::String(s) => s.parse().ok(),
-                    _ => None,
-                },
-                _ => None,
-            };
-            ports.extend(published);
-        }
-    }
-    ports
 }
 
 /// The port after the highest published one, or 8080 in an empty file.
