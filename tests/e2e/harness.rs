@@ -65,6 +65,14 @@ pub fn raw_exchange(address: &str, request: &[u8]) -> String {
     String::from_utf8_lossy(&response).to_string()
 }
 
+/// A loopback port no one listens on now (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// Runs `porto image ARGS…`, which must succeed; its stdout.
 pub fn porto_image(args: &[&str]) -> String {
     succeeded(Command::new(PORTO).arg("image").args(args))

@@ -148,10 +148,7 @@ impl OwnRegistry {
             "{BINARY} is missing: `make test-tools` installs it"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::harness::free_port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 
-use crate::harness::{Client, PORTO, Porto, repo_root};
+use crate::harness::{Client, PORTO, Porto, free_port, repo_root};
 
 /// The repository's sources (not its build output or local state) in a
 /// temporary directory.
@@ -58,13 +58,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

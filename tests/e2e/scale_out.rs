@@ -192,10 +192,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::harness::free_port();
         let mut redis = Self { port, child: None };
         redis.restart();
         redis
