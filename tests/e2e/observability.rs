@@ -311,6 +311,7 @@ fn json_logs_carry_service_and_request_id() {
             .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())),
         "{guest_line}"
     );
+    assert_eq!(guest_line["span"]["route"], "GET /", "{guest_line}");
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -33,6 +33,7 @@ use crate::outbound::Outbound;
 use crate::reuse::Retired;
 use crate::runtime::Runtime;
 use crate::service::{Loaded, Service};
+use crate::telemetry::RequestSpan;
 
 /// One request's instance, from instantiation (or being taken from the
 /// kept ones) to the end of its handler.
@@ -73,6 +74,7 @@ impl Runtime {
         self: &Arc<Self>,
         service: &Service,
         request_id: &Arc<str>,
+        span: &RequestSpan,
         trace: SpanContext,
     ) -> Outbound {
         Outbound::new(
@@ -81,6 +83,7 @@ impl Runtime {
             service.name.clone(),
             service.config.clone(),
             request_id.clone(),
+            span.clone(),
             trace,
         )
     }
@@ -91,18 +94,21 @@ impl Runtime {
         self: &Arc<Self>,
         service: &Service,
         request_id: &str,
+        span: &RequestSpan,
         trace: &SpanContext,
     ) -> Instance {
         let request_id: Arc<str> = Arc::from(request_id);
         let loaded = service.current();
-        let outbound = self.outbound(service, &request_id, trace.clone());
+        let outbound = self.outbound(service, &request_id, span, trace.clone());
         if service.config.reuse.enabled() {
             let (kept, stale) = service.idle.take(&loaded);
             self.metrics
                 .retired(&service.name, Retired::Reloaded, stale);
             if let Some(kept) = kept {
                 let mut store = kept.store;
-                store.data_mut().begin_request(request_id, outbound);
+                store
+                    .data_mut()
+                    .begin_request(request_id, span.clone(), outbound);
                 return Instance {
                     store,
                     source: Source::Kept(kept.proxy),
@@ -120,6 +126,7 @@ impl Runtime {
             service.name.clone(),
             &service.config,
             request_id,
+            span.clone(),
             kv,
             outbound,
         );
@@ -138,6 +145,7 @@ impl Runtime {
         service: &Arc<Service>,
         request: hyper::Request<Full<Bytes>>,
         request_id: &str,
+        span: &RequestSpan,
         trace: &SpanContext,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {
         let timeout = service.config.limits.request_timeout;
@@ -146,7 +154,7 @@ impl Runtime {
             source,
             loaded,
             served,
-        } = self.instance_for(service, request_id, trace);
+        } = self.instance_for(service, request_id, span, trace);
         // Every tick a running guest yields to tokio, so a guest that never
         // awaits (an infinite loop) cannot hold a worker thread; once its
         // time is up it traps. Set for each request: a kept instance gets

@@ -14,25 +14,34 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use crate::telemetry::RequestSpan;
+
 /// A line longer than this is logged in pieces rather than buffered on.
 const MAX_LINE: usize = 16 * 1024;
 
-/// The request an instance is serving now, which its output is logged
-/// under.
+/// The request an instance is serving now, which its output (and porto's
+/// log lines about it) is logged under.
 pub struct Attribution {
     pub request_id: Arc<str>,
     /// The request's span: wasmtime writes guest output from its own
-    /// task, so the span is carried here rather than found current.
-    pub span: tracing::Span,
+    /// task, so the span is carried here rather than found current. None
+    /// while a kept instance waits for its next request.
+    pub span: Option<RequestSpan>,
 }
 
 impl Attribution {
-    /// The request being served in the current span.
-    pub fn current(request_id: Arc<str>) -> Arc<RwLock<Attribution>> {
+    pub fn new(request_id: Arc<str>, span: RequestSpan) -> Arc<RwLock<Attribution>> {
         Arc::new(RwLock::new(Self {
             request_id,
-            span: tracing::Span::current(),
+            span: Some(span),
         }))
+    }
+
+    /// The span a log line about the request is written in.
+    pub fn log_span(&self) -> tracing::Span {
+        self.span
+            .as_ref()
+            .map_or_else(tracing::Span::none, RequestSpan::for_log)
     }
 }
 
@@ -83,7 +92,8 @@ impl LineWriter {
         let text = text.trim_end_matches('\r');
         let o = &self.output;
         let attribution = o.attribution.read().unwrap_or_else(|p| p.into_inner());
-        let _span = attribution.span.enter();
+        let span = attribution.log_span();
+        let _entered = span.enter();
         let request_id = &attribution.request_id;
         if o.stream == "stderr" {
             tracing::warn!(target: "guest", service = %o.service, request_id = %request_id, "{text}");

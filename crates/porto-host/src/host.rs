@@ -20,6 +20,7 @@ use crate::guest_output::{Attribution, GuestOutput};
 use crate::kv::{KvCtx, KvView};
 use crate::limits::MAX_INSTANCES_PER_STORE;
 use crate::outbound::Outbound;
+use crate::telemetry::RequestSpan;
 
 pub struct Host {
     wasi: WasiCtx,
@@ -36,10 +37,11 @@ impl Host {
         service: Arc<str>,
         config: &ServiceConfig,
         request_id: Arc<str>,
+        span: RequestSpan,
         kv: KvView,
         outbound: Outbound,
     ) -> Self {
-        let attribution = Attribution::current(request_id);
+        let attribution = Attribution::new(request_id, span);
         let wasi = WasiCtx::builder()
             .envs(&config.env)
             .stdout(GuestOutput::new(
@@ -75,10 +77,15 @@ impl Host {
     /// Makes a kept instance's host state that of a new request: its id
     /// (for output and logs), its span and the outbound hooks carrying its
     /// id and trace. Nothing of the previous request's remains.
-    pub(crate) fn begin_request(&mut self, request_id: Arc<str>, outbound: Outbound) {
+    pub(crate) fn begin_request(
+        &mut self,
+        request_id: Arc<str>,
+        span: RequestSpan,
+        outbound: Outbound,
+    ) {
         *self.attribution.write().unwrap_or_else(|p| p.into_inner()) = Attribution {
             request_id,
-            span: tracing::Span::current(),
+            span: Some(span),
         };
         self.outbound = outbound;
     }
@@ -90,7 +97,7 @@ impl Host {
         self.attribution
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .span = tracing::Span::none();
+            .span = None;
         self.outbound.end_request();
     }
 
@@ -103,6 +110,7 @@ impl Host {
         KvCtx {
             table: &mut self.table,
             kv: &self.kv,
+            attribution: &self.attribution,
         }
     }
 }

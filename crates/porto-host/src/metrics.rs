@@ -7,7 +7,7 @@
 //! many distinct classes a service may create, so a client probing random
 //! paths cannot grow the registry without bound.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use crate::reuse::Retired;
 
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;
+/// The route class of requests past a service's cap.
+const OTHER_ROUTE: &str = "other";
 /// Path segments a route class keeps.
 const MAX_ROUTE_SEGMENTS: usize = 4;
 
@@ -90,7 +92,6 @@ pub struct Metrics {
     pub instance_reuses: Family<ServiceLabels, Counter>,
     pub instances_retired: Family<RetiredLabels, Counter>,
     pub kv_commit_batch_size: Histogram,
-    routes: RwLock<HashMap<String, HashSet<String>>>,
 }
 
 /// Registers `metric` and returns the handle porto keeps of it.
@@ -205,7 +206,6 @@ impl Metrics {
             instance_reuses,
             instances_retired,
             kv_commit_batch_size,
-            routes: RwLock::new(HashMap::new()),
         }
     }
 
@@ -230,22 +230,58 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
-    pub fn observe_request(&self, service: &str, route: String, status: u16, took: Duration) {
-        let route = self.bounded_route(service, route);
-        self.requests
-            .get_or_create(&RequestLabels {
-                service: service.to_string(),
-                route: route.clone(),
-                status: status.to_string(),
-            })
-            .inc();
-        self.request_duration
-            .get_or_create(&RouteLabels {
-                service: service.to_string(),
-                route,
-            })
-            .observe(took.as_secs_f64());
+    /// Counts one answered request of `service`, whose request series
+    /// `series` holds. Every request but the first of its route class and
+    /// status takes a read lock and two lookups by `&str`: no label is
+    /// built, nothing allocated.
+    pub fn observe_request(
+        &self,
+        service: &str,
+        series: &RequestSeries,
+        route: &str,
+        status: u16,
+        took: Duration,
+    ) {
+        let seconds = took.as_secs_f64();
+        if let Ok(routes) = series.routes.read()
+            && let Some(known) = routes.get(route)
+            && let Some(requests) = known.requests(status)
+        {
+            requests.inc();
+            known.duration.observe(seconds);
+            return;
+        }
+        let mut routes = series.routes.write().unwrap_or_else(|p| p.into_inner());
+        // Past the cap, a new class counts as `other`, which is made like
+        // any other the first time.
+        let route = if routes.contains_key(route) || routes.len() < MAX_ROUTES_PER_SERVICE {
+            route
+        } else {
+            OTHER_ROUTE
+        };
+        let known = routes
+            .entry(route.to_string())
+            .or_insert_with(|| RouteSeries {
+                duration: self.request_duration.get_or_create_owned(&RouteLabels {
+                    service: service.to_string(),
+                    route: route.to_string(),
+                }),
+                by_status: Vec::new(),
+            });
+        let requests = match known.requests(status) {
+            Some(requests) => requests.clone(),
+            None => {
+                let requests = self.requests.get_or_create_owned(&RequestLabels {
+                    service: service.to_string(),
+                    route: route.to_string(),
+                    status: status.to_string(),
+                });
+                known.by_status.push((status, requests.clone()));
+                requests
+            }
+        };
+        requests.inc();
+        known.duration.observe(seconds);
     }
 
     pub fn guest_failure(&self, service: &str, kind: &str) {
@@ -290,28 +326,6 @@ impl Metrics {
             })
             .inc();
     }
-
-    fn bounded_route(&self, service: &str, route: String) -> String {
-        // Every request but a service's first of each class only reads.
-        let known = self.routes.read().is_ok_and(|routes| {
-            routes
-                .get(service)
-                .is_some_and(|seen| seen.contains(&route))
-        });
-        if known {
-            return route;
-        }
-        let Ok(mut routes) = self.routes.write() else {
-            return "other".into();
-        };
-        let seen = routes.entry(service.to_string()).or_default();
-        if seen.contains(&route) || seen.len() < MAX_ROUTES_PER_SERVICE {
-            seen.insert(route.clone());
-            route
-        } else {
-            "other".into()
-        }
-    }
 }
 
 /// One service's series of the per-instance metrics.
@@ -320,6 +334,28 @@ pub struct ServiceMetrics {
     pub in_flight: Gauge,
     pub instantiation: Histogram,
     pub reused: Counter,
+}
+
+/// One service's request counters and latency histograms, by route class
+/// (at most [`MAX_ROUTES_PER_SERVICE`]) and status, kept as handles so a
+/// request finds its series without building labels.
+#[derive(Default)]
+pub struct RequestSeries {
+    routes: RwLock<HashMap<String, RouteSeries>>,
+}
+
+struct RouteSeries {
+    duration: Histogram,
+    /// Few per route: a short list beats a map.
+    by_status: Vec<(u16, Counter)>,
+}
+
+impl RouteSeries {
+    fn requests(&self, status: u16) -> Option<&Counter> {
+        self.by_status
+            .iter()
+            .find_map(|(s, counter)| (*s == status).then_some(counter))
+    }
 }
 
 /// Counts one running instance for as long as it lives.
@@ -342,13 +378,11 @@ impl Drop for InFlight {
 /// become `:id`, other segments that do not look like a route name become
 /// `:x`, and only the first four segments count.
 pub fn route_class(method: &http::Method, path: &str) -> String {
-    let mut class = String::from(method.as_str());
+    let mut class = String::with_capacity(method.as_str().len() + path.len().min(64) + 8);
+    class.push_str(method.as_str());
     class.push(' ');
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segments.is_empty() {
-        class.push('/');
-    }
-    for segment in segments.iter().take(MAX_ROUTE_SEGMENTS) {
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    for segment in segments.by_ref().take(MAX_ROUTE_SEGMENTS) {
         class.push('/');
         if segment.bytes().all(|b| b.is_ascii_digit()) {
             class.push_str(":id");
@@ -362,7 +396,9 @@ pub fn route_class(method: &http::Method, path: &str) -> String {
             class.push_str(":x");
         }
     }
-    if segments.len() > MAX_ROUTE_SEGMENTS {
+    if class.ends_with(' ') {
+        class.push('/');
+    } else if segments.next().is_some() {
         class.push_str("/…");
     }
     class
@@ -410,10 +446,12 @@ mod tests {
 
     #[test]
     fn route_classes_per_service_are_capped() {
-        let metrics = Metrics::new();
+        let (metrics, series) = (Metrics::new(), RequestSeries::default());
         for i in 0..MAX_ROUTES_PER_SERVICE + 10 {
             let route = format!("GET /r{}", "a".repeat(i % 30 + 1) + &"b".repeat(i / 30));
-            metrics.observe_request("svc", route, 200, Duration::from_millis(1));
+            metrics.observe_request("svc", &series, &route, 200, Duration::from_millis(1));
+            // A known class stays itself past the cap.
+            metrics.observe_request("svc", &series, "GET /ra", 404, Duration::from_millis(1));
         }
         let text = metrics.render();
         assert!(text.contains("route=\"other\""), "{text}");
@@ -421,22 +459,31 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("porto_requests_total{"))
             .count();
-        assert_eq!(classes, MAX_ROUTES_PER_SERVICE + 1);
+        // Every class with 200, `GET /ra` with 404 too, and `other`.
+        assert_eq!(classes, MAX_ROUTES_PER_SERVICE + 2);
+        let ra_404 = format!(
+            "porto_requests_total{{service=\"svc\",route=\"GET /ra\",status=\"404\"}} {}",
+            MAX_ROUTES_PER_SERVICE + 10
+        );
+        assert!(text.contains(&ra_404), "{text}");
     }
 
     #[test]
     fn renders_openmetrics_text() {
-        let metrics = Metrics::new();
-        metrics.observe_request(
-            "users",
-            "GET /users/:id".into(),
-            200,
-            Duration::from_micros(300),
-        );
+        let (metrics, series) = (Metrics::new(), RequestSeries::default());
+        for _ in 0..2 {
+            metrics.observe_request(
+                "users",
+                &series,
+                "GET /users/:id",
+                200,
+                Duration::from_micros(300),
+            );
+        }
         metrics.guest_failure("users", &snake_case("UnreachableCodeReached"));
         let text = metrics.render();
         assert!(text.contains(
-            "porto_requests_total{service=\"users\",route=\"GET /users/:id\",status=\"200\"} 1"
+            "porto_requests_total{service=\"users\",route=\"GET /users/:id\",status=\"200\"} 2"
         ));
         assert!(text.contains(
             "porto_guest_failures_total{service=\"users\",kind=\"unreachable_code_reached\"} 1"

@@ -21,7 +21,7 @@ use tracing::Instrument as _;
 
 use crate::config::ServiceConfig;
 use crate::metrics::Metrics;
-use crate::telemetry;
+use crate::telemetry::{self, RequestSpan};
 
 /// The services of this process, as outbound calls see them. The runtime
 /// implements it; this module never names the runtime, so the runtime can
@@ -55,10 +55,10 @@ pub(crate) struct Outbound {
     caller: Arc<str>,
     rules: Arc<ServiceConfig>,
     request_id: Arc<str>,
-    /// The span of the request this instance serves, and its trace
-    /// context: every call it makes is a child, and carries that child as
-    /// its `traceparent`.
-    request_span: tracing::Span,
+    /// The span of the request this instance serves (none while a kept
+    /// instance waits), and its trace context: every call it makes is a
+    /// child, and carries that child as its `traceparent`.
+    request_span: Option<RequestSpan>,
     trace: SpanContext,
 }
 
@@ -71,6 +71,7 @@ impl Outbound {
         caller: Arc<str>,
         rules: Arc<ServiceConfig>,
         request_id: Arc<str>,
+        request_span: RequestSpan,
         trace: SpanContext,
     ) -> Self {
         Self {
@@ -79,7 +80,7 @@ impl Outbound {
             caller,
             rules,
             request_id,
-            request_span: tracing::Span::current(),
+            request_span: Some(request_span),
             trace,
         }
     }
@@ -87,7 +88,14 @@ impl Outbound {
     /// Drops the request's span, which a kept instance would otherwise
     /// hold open until its next request.
     pub fn end_request(&mut self) {
-        self.request_span = tracing::Span::none();
+        self.request_span = None;
+    }
+
+    /// The span the request runs in, when spans are exported.
+    fn running_span(&self) -> tracing::Span {
+        self.request_span
+            .as_ref()
+            .map_or_else(tracing::Span::none, RequestSpan::running)
     }
 
     fn deny(&self, target: &str, why: &'static str) -> Sent {
@@ -99,6 +107,11 @@ impl Outbound {
             "other"
         };
         self.metrics.outbound(&self.caller, label, "denied");
+        let span = self
+            .request_span
+            .as_ref()
+            .map_or_else(tracing::Span::none, RequestSpan::for_log);
+        let _entered = span.enter();
         tracing::warn!(
             service = %self.caller,
             request_id = %self.request_id,
@@ -136,7 +149,7 @@ impl WasiHttpHooks for Outbound {
             .to_ascii_lowercase();
         let port = request.uri().port_u16();
         let (span, trace) =
-            telemetry::outbound_span(&self.caller, &host, &self.request_span, &self.trace);
+            telemetry::outbound_span(&self.caller, &host, &self.running_span(), &self.trace);
         telemetry::inject(&trace, request.headers_mut());
         if self.services.is_service(&host) {
             if !self.rules.allowed_services.contains(&host) {

@@ -26,7 +26,7 @@ use crate::metrics::{Metrics, route_class};
 use crate::outbound::{InProcess, InProcessCall};
 use crate::request_ids;
 use crate::service::Service;
-use crate::telemetry;
+use crate::telemetry::{self, RequestSpan};
 
 pub(crate) struct Runtime {
     pub engine: Engine,
@@ -81,18 +81,18 @@ impl Runtime {
     {
         let started = std::time::Instant::now();
         let route = route_class(request.method(), request.uri().path());
-        let (span, trace) = telemetry::request_span(&service.name, &route, request.headers());
+        let (span, trace) = telemetry::request_span(&service.name, route, request.headers());
         // The guest sees its own span as the parent of what it does.
         telemetry::inject(&trace, request.headers_mut());
         let response = self
-            .answer(service, request, &trace)
-            .instrument(span.clone())
+            .answer(service, request, &span, &trace)
+            .instrument(span.running())
             .await;
         let (status, took) = (response.status().as_u16(), started.elapsed());
-        span.record("http.response.status_code", status);
+        span.record_status(status);
         service.stats.record(status, took);
         self.metrics
-            .observe_request(&service.name, route, status, took);
+            .observe_request(&service.name, &service.requests, span.route(), status, took);
         response
     }
 
@@ -100,6 +100,7 @@ impl Runtime {
         self: &Arc<Self>,
         service: &Arc<Service>,
         mut request: hyper::Request<B>,
+        span: &RequestSpan,
         trace: &SpanContext,
     ) -> hyper::Response<HyperOutgoingBody>
     where
@@ -121,13 +122,16 @@ impl Runtime {
         };
         let (request, _body_bytes) = match read {
             Ok(read) => read,
-            Err(refusal) => return self.refuse(service, refusal, &request_id),
+            Err(refusal) => return self.refuse(service, refusal, &request_id, span),
         };
         let Some(_slot) = limits::take_slot(&service.slots, limits).await else {
             let refusal = Failure::overloaded("max_concurrency", "no slot came free".into());
-            return self.refuse(service, refusal, &request_id);
+            return self.refuse(service, refusal, &request_id, span);
         };
-        match self.run_guest(service, request, &request_id, trace).await {
+        match self
+            .run_guest(service, request, &request_id, span, trace)
+            .await
+        {
             Ok(mut response) => {
                 // Every answer names its request, the guest's included; a
                 // guest's own id header wins.
@@ -141,9 +145,11 @@ impl Runtime {
             }
             // The client's fault or a capacity limit: not an error of porto's.
             Err(failure) if failure.status < 500 || failure.shed.is_some() => {
-                self.refuse(service, failure, &request_id)
+                self.refuse(service, failure, &request_id, span)
             }
             Err(failure) => {
+                let span = span.for_log();
+                let _entered = span.enter();
                 tracing::error!(service = %service.name, request_id, "{}", failure.log);
                 failure.into_response(&request_id)
             }
@@ -159,7 +165,10 @@ impl Runtime {
         service: &Service,
         refusal: Failure,
         request_id: &str,
+        span: &RequestSpan,
     ) -> hyper::Response<HyperOutgoingBody> {
+        let span = span.for_log();
+        let _entered = span.enter();
         match refusal.shed {
             Some(limit) => self.shed(service, limit),
             None => {

@@ -12,7 +12,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::config::ServiceConfig;
 use crate::error::HostError;
 use crate::host::Host;
-use crate::metrics::ServiceMetrics;
+use crate::metrics::{RequestSeries, ServiceMetrics};
 use crate::reuse::Idle;
 use crate::stats::{ServiceStats, Shedding};
 
@@ -28,6 +28,8 @@ pub(crate) struct Service {
     pub shedding: Shedding,
     /// Its series of the per-instance metrics, from its first request on.
     pub metrics: OnceLock<ServiceMetrics>,
+    /// Its request counters and latency histograms by route and status.
+    pub requests: RequestSeries,
     /// Instances kept between requests (when `config.reuse` allows).
     pub idle: Idle,
 }
@@ -67,6 +69,7 @@ impl Service {
             stats: ServiceStats::default(),
             shedding: Shedding::default(),
             metrics: OnceLock::new(),
+            requests: RequestSeries::default(),
             idle: Idle::default(),
         }
     }

@@ -12,12 +12,15 @@
 //!   a hello-world request (BENCHMARKS.md).
 
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry::trace::{
+    SpanContext, TraceContextExt, TraceFlags, TraceId, TracerProvider as _,
+};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use std::io::IsTerminal as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
@@ -118,33 +121,88 @@ pub fn init(filter: &str, format: LogFormat) -> Telemetry {
     Telemetry { provider }
 }
 
-/// The span of one request to `service`, and the trace context its
-/// instance's calls continue: a child of the request's `traceparent`, or
-/// the root of a new trace.
+/// One request's span. When spans are exported it is a real span for the
+/// request's whole life. Otherwise nothing is built per request: a log line
+/// written inside the request is written in a span made for it then, with
+/// the same name and fields, so log lines look the same either way
+/// (building and entering a span per request that nobody exports cost ~5 %
+/// of a hello request, BENCHMARKS.md).
+#[derive(Clone)]
+pub(crate) struct RequestSpan(Arc<RequestSpanFields>);
+
+struct RequestSpanFields {
+    service: Arc<str>,
+    route: String,
+    trace_id: TraceId,
+    exported: Option<tracing::Span>,
+}
+
+impl RequestSpan {
+    /// The request's route class.
+    pub fn route(&self) -> &str {
+        &self.0.route
+    }
+
+    /// The span the request runs in: the exported one, or none.
+    pub fn running(&self) -> tracing::Span {
+        self.0.exported.clone().unwrap_or_else(tracing::Span::none)
+    }
+
+    /// The span a log line of this request is written in.
+    pub fn for_log(&self) -> tracing::Span {
+        match &self.0.exported {
+            Some(span) => span.clone(),
+            None => tracing::info_span!(
+                target: TARGET,
+                "request",
+                service = &*self.0.service,
+                route = self.0.route.as_str(),
+                trace_id = %self.0.trace_id,
+            ),
+        }
+    }
+
+    /// Records the status the request was answered with (on an exported
+    /// span: log lines do not carry it).
+    pub fn record_status(&self, status: u16) {
+        if let Some(span) = &self.0.exported {
+            span.record("http.response.status_code", status);
+        }
+    }
+}
+
+/// The span of one request to `service` on `route`, and the trace context
+/// its instance's calls continue: a child of the request's `traceparent`,
+/// or the root of a new trace.
 pub(crate) fn request_span(
-    service: &str,
-    route: &str,
+    service: &Arc<str>,
+    route: String,
     headers: &http::HeaderMap,
-) -> (tracing::Span, SpanContext) {
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+) -> (RequestSpan, SpanContext) {
     if EXPORTING.load(Ordering::Relaxed) {
+        let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
         let span = tracing::info_span!(
             target: TARGET,
             "request",
             otel.name = %format_args!("{service} {route}"),
             otel.kind = "server",
-            service,
-            route,
+            service = &**service,
+            route = route.as_str(),
             trace_id = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
         );
         let _ = span.set_parent(parent);
         let context = span.context().span().span_context().clone();
         span.record("trace_id", tracing::field::display(context.trace_id()));
-        return (span, context);
+        let fields = RequestSpanFields {
+            service: service.clone(),
+            route,
+            trace_id: context.trace_id(),
+            exported: Some(span),
+        };
+        return (RequestSpan(Arc::new(fields)), context);
     }
-    let parent = parent.span().span_context().clone();
-    let context = if parent.is_valid() {
+    let context = if let Some(parent) = extract(headers) {
         child_of(&parent)
     } else {
         let ids = RandomIdGenerator::default();
@@ -156,14 +214,13 @@ pub(crate) fn request_span(
             Default::default(),
         )
     };
-    let span = tracing::info_span!(
-        target: TARGET,
-        "request",
-        service,
+    let fields = RequestSpanFields {
+        service: service.clone(),
         route,
-        trace_id = %context.trace_id(),
-    );
-    (span, context)
+        trace_id: context.trace_id(),
+        exported: None,
+    };
+    (RequestSpan(Arc::new(fields)), context)
 }
 
 /// The span of an outbound call made by the request of `parent_span`, and
@@ -202,11 +259,47 @@ fn child_of(parent: &SpanContext) -> SpanContext {
     )
 }
 
-/// Writes `context` as the `traceparent` (and `tracestate`) of `headers`.
+/// Writes `context` as the `traceparent` (and a non-empty `tracestate`) of
+/// `headers`, in the W3C format OpenTelemetry's propagator writes, without
+/// building the `Context` it takes: this runs for every request and every
+/// call a guest makes.
 pub(crate) fn inject(context: &SpanContext, headers: &mut http::HeaderMap) {
-    let context = opentelemetry::Context::new().with_remote_span_context(context.clone());
-    TraceContextPropagator::new().inject_context(&context, &mut HeaderInjector(headers));
+    if !context.is_valid() {
+        return;
+    }
+    let traceparent = format!(
+        "00-{}-{}-{:02x}",
+        context.trace_id(),
+        context.span_id(),
+        context.trace_flags() & TraceFlags::SAMPLED
+    );
+    if let Ok(value) = http::HeaderValue::try_from(traceparent) {
+        headers.insert(TRACEPARENT, value);
+    }
+    let state = context.trace_state().header();
+    match http::HeaderValue::try_from(state) {
+        Ok(value) if !value.is_empty() => {
+            headers.insert(TRACESTATE, value);
+        }
+        // An incoming request's own tracestate never outlives its traceparent.
+        _ => {
+            headers.remove(TRACESTATE);
+        }
+    }
 }
+
+/// The trace context a request or call brings, if it brings one.
+fn extract(headers: &http::HeaderMap) -> Option<SpanContext> {
+    if !headers.contains_key(TRACEPARENT) {
+        return None;
+    }
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    let context = parent.span().span_context().clone();
+    context.is_valid().then_some(context)
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const TRACESTATE: http::HeaderName = http::HeaderName::from_static("tracestate");
 
 #[cfg(test)]
 mod tests {
@@ -225,7 +318,11 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         let given = format!("00-{TRACE}-{PARENT_SPAN}-01");
         headers.insert("traceparent", given.parse().expect("header"));
-        let (_span, context) = request_span("user-service", "GET /api/users/:id", &headers);
+        let (_span, context) = request_span(
+            &Arc::from("user-service"),
+            "GET /api/users/:id".into(),
+            &headers,
+        );
         assert_eq!(context.trace_id().to_string(), TRACE);
         assert_ne!(context.span_id().to_string(), PARENT_SPAN);
 
@@ -254,15 +351,35 @@ mod tests {
     }
 
     #[test]
+    fn tracestate_travels_with_its_traceparent_only() {
+        let mut headers = http::HeaderMap::new();
+        let given = format!("00-{TRACE}-{PARENT_SPAN}-01");
+        headers.insert("traceparent", given.parse().expect("header"));
+        headers.insert("tracestate", "vendor=abc".parse().expect("header"));
+        let (_, context) = request_span(&Arc::from("hello"), "GET /".into(), &headers);
+        inject(&context, &mut headers);
+        assert_eq!(headers["tracestate"], "vendor=abc");
+
+        // A tracestate without a usable traceparent belongs to no trace.
+        let mut orphan = http::HeaderMap::new();
+        orphan.insert("tracestate", "vendor=abc".parse().expect("header"));
+        let (_, context) = request_span(&Arc::from("hello"), "GET /".into(), &orphan);
+        inject(&context, &mut orphan);
+        assert!(orphan.get("tracestate").is_none(), "{orphan:?}");
+        assert_eq!(traceparent(&orphan)[1], context.trace_id().to_string());
+    }
+
+    #[test]
     fn a_request_without_traceparent_starts_a_sampled_trace() {
-        let (_, first) = request_span("hello", "GET /", &http::HeaderMap::new());
-        let (_, second) = request_span("hello", "GET /", &http::HeaderMap::new());
+        let hello: Arc<str> = Arc::from("hello");
+        let (_, first) = request_span(&hello, "GET /".into(), &http::HeaderMap::new());
+        let (_, second) = request_span(&hello, "GET /".into(), &http::HeaderMap::new());
         assert!(first.is_valid() && first.is_sampled());
         assert_ne!(first.trace_id(), second.trace_id());
 
         let mut malformed = http::HeaderMap::new();
         malformed.insert("traceparent", "00-not-a-trace-01".parse().expect("header"));
-        let (_, context) = request_span("hello", "GET /", &malformed);
+        let (_, context) = request_span(&hello, "GET /".into(), &malformed);
         assert!(context.is_valid());
     }
 }

@@ -4,11 +4,14 @@
 //! a bucket outside the service's allow-set is `access-denied`. Nothing
 //! here traps the guest except a broken resource table (a host bug).
 
+use std::sync::RwLock;
+
 use wasmtime::component::{HasData, Linker, Resource};
 
 use porto_kv::KvError;
 
 use super::{BucketHandle, CasHandle, KvView};
+use crate::guest_output::Attribution;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -30,6 +33,8 @@ type GuestResult<T> = wasmtime::Result<Result<T, store::Error>>;
 pub(crate) struct KvCtx<'a> {
     pub table: &'a mut wasmtime::component::ResourceTable,
     pub kv: &'a KvView,
+    /// The request being served, for log lines.
+    pub attribution: &'a RwLock<Attribution>,
 }
 
 struct HasKv;
@@ -48,24 +53,32 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-fn guest_error(service: &str, err: KvError) -> store::Error {
-    tracing::warn!(service, error = %err, "key-value operation failed");
-    store::Error::Other(err.to_string())
-}
-
 impl KvCtx<'_> {
+    /// The span of the request being served, for a log line.
+    fn log_span(&self) -> tracing::Span {
+        self.attribution
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .log_span()
+    }
+
     fn bucket(&self, handle: &Resource<BucketHandle>) -> wasmtime::Result<String> {
         Ok(self.table.get(handle)?.name.clone())
     }
 
     fn fail(&self, err: KvError) -> store::Error {
-        guest_error(&self.kv.service, err)
+        let span = self.log_span();
+        let _entered = span.enter();
+        tracing::warn!(service = %self.kv.service, error = %err, "key-value operation failed");
+        store::Error::Other(err.to_string())
     }
 }
 
 impl store::Host for KvCtx<'_> {
     async fn open(&mut self, identifier: String) -> GuestResult<Resource<BucketHandle>> {
         if !self.kv.buckets.contains(&identifier) {
+            let span = self.log_span();
+            let _entered = span.enter();
             tracing::warn!(service = %self.kv.service, bucket = %identifier, "bucket access denied");
             return Ok(Err(store::Error::AccessDenied));
         }
