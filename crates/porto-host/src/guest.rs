@@ -93,11 +93,10 @@ impl Runtime {
     fn instance_for(
         self: &Arc<Self>,
         service: &Service,
-        request_id: &str,
+        request_id: Arc<str>,
         span: &RequestSpan,
         trace: &SpanContext,
     ) -> Instance {
-        let request_id: Arc<str> = Arc::from(request_id);
         let loaded = service.current();
         let outbound = self.outbound(service, &request_id, span, trace.clone());
         if service.config.reuse.enabled() {
@@ -144,7 +143,7 @@ impl Runtime {
         self: &Arc<Self>,
         service: &Arc<Service>,
         request: hyper::Request<Full<Bytes>>,
-        request_id: &str,
+        request_id: Arc<str>,
         span: &RequestSpan,
         trace: &SpanContext,
     ) -> Result<hyper::Response<HyperOutgoingBody>, Failure> {

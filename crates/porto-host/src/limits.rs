@@ -165,7 +165,7 @@ pub(crate) fn check_head<B>(request: &hyper::Request<B>, limits: &Limits) -> Res
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum::<usize>()
-        + request.uri().to_string().len();
+        + uri_len(request.uri());
     if head_bytes > MAX_HEAD_BYTES {
         return Err(Failure::headers_too_large());
     }
@@ -247,6 +247,14 @@ where
     Ok((hyper::Request::from_parts(parts, Full::new(bytes)), held))
 }
 
+/// The length of `uri` as written, without writing it.
+fn uri_len(uri: &http::Uri) -> usize {
+    let scheme = uri.scheme_str().map_or(0, |s| s.len() + "://".len());
+    let authority = uri.authority().map_or(0, |a| a.as_str().len());
+    let path_and_query = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    scheme + authority + path_and_query
+}
+
 fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {
     request
         .headers()
@@ -291,5 +299,19 @@ mod tests {
             .body(())
             .expect("request");
         assert_eq!(check_head(&huge, &limits).map_err(|f| f.status), Err(431));
+    }
+
+    #[test]
+    fn a_uri_is_measured_as_written() {
+        for uri in [
+            "/",
+            "/users/7?x=1",
+            "http://user-service/users/7",
+            "http://h:8080/a?b",
+            "*",
+        ] {
+            let parsed: http::Uri = uri.parse().expect("uri");
+            assert_eq!(uri_len(&parsed), parsed.to_string().len(), "{uri}");
+        }
     }
 }

@@ -2,21 +2,41 @@
 //! lines and porto's agree on it; a caller's id is kept when the shared
 //! rule (the `request-id` crate) accepts it.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// A request's id, as text (logs, the instance's host state) and as the
+/// header value its request and response carry, each made once.
+pub(crate) struct RequestId {
+    pub text: Arc<str>,
+    pub header: http::HeaderValue,
+}
+
 /// The request's id, written into its `x-request-id` header.
-pub(crate) fn ensure<B>(request: &mut hyper::Request<B>) -> String {
+pub(crate) fn ensure<B>(request: &mut hyper::Request<B>) -> RequestId {
     let kept = request
         .headers()
         .get(request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| request_id::is_acceptable(v))
-        .map(str::to_string);
-    let id = kept.unwrap_or_else(generate);
-    if let Ok(value) = http::HeaderValue::from_str(&id) {
-        request.headers_mut().insert(request_id::HEADER, value);
+        .and_then(|value| Some((value.to_str().ok()?, value)))
+        .filter(|(text, _)| request_id::is_acceptable(text))
+        .map(|(text, value)| RequestId {
+            text: Arc::from(text),
+            header: value.clone(),
+        });
+    if let Some(kept) = kept {
+        return kept;
     }
-    id
+    let text = generate();
+    // 32 hex digits are always a valid header value.
+    let header =
+        http::HeaderValue::from_str(&text).unwrap_or_else(|_| http::HeaderValue::from_static("-"));
+    request
+        .headers_mut()
+        .insert(request_id::HEADER, header.clone());
+    RequestId {
+        text: Arc::from(text),
+        header,
+    }
 }
 
 /// 128 bits as 32 hex digits, from a per-process counter hashed with
@@ -47,16 +67,19 @@ mod tests {
     #[test]
     fn a_callers_acceptable_id_is_kept() {
         let mut request = with_id("abc-123_x.y:z");
-        assert_eq!(ensure(&mut request), "abc-123_x.y:z");
+        let id = ensure(&mut request);
+        assert_eq!(&*id.text, "abc-123_x.y:z");
+        assert_eq!(id.header, "abc-123_x.y:z");
     }
 
     #[test]
     fn anything_else_gets_a_new_id_in_the_header() {
         let mut request = with_id("two words");
         let id = ensure(&mut request);
-        assert_eq!(id.len(), 32);
-        assert_eq!(request.headers()[request_id::HEADER], id.as_str());
+        assert_eq!(id.text.len(), 32);
+        assert_eq!(request.headers()[request_id::HEADER], &*id.text);
+        assert_eq!(id.header, &*id.text);
         let mut none = hyper::Request::new(());
-        assert_ne!(ensure(&mut none), id);
+        assert_ne!(ensure(&mut none).text, id.text);
     }
 }

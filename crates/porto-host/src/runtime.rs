@@ -24,7 +24,7 @@ use crate::failure::{Failure, error_response};
 use crate::limits;
 use crate::metrics::{Metrics, route_class};
 use crate::outbound::{InProcess, InProcessCall};
-use crate::request_ids;
+use crate::request_ids::{self, RequestId};
 use crate::service::Service;
 use crate::telemetry::{self, RequestSpan};
 
@@ -107,7 +107,10 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let request_id = request_ids::ensure(&mut request);
+        let RequestId {
+            text: request_id,
+            header: request_id_header,
+        } = request_ids::ensure(&mut request);
         name_the_host(service, &mut request);
         let limits = &service.config.limits;
         // The whole body is read before an instance exists, and before a
@@ -129,18 +132,16 @@ impl Runtime {
             return self.refuse(service, refusal, &request_id, span);
         };
         match self
-            .run_guest(service, request, &request_id, span, trace)
+            .run_guest(service, request, request_id.clone(), span, trace)
             .await
         {
             Ok(mut response) => {
                 // Every answer names its request, the guest's included; a
                 // guest's own id header wins.
-                if let Ok(id) = http::HeaderValue::from_str(&request_id) {
-                    response
-                        .headers_mut()
-                        .entry(request_id::HEADER)
-                        .or_insert(id);
-                }
+                response
+                    .headers_mut()
+                    .entry(request_id::HEADER)
+                    .or_insert(request_id_header);
                 response
             }
             // The client's fault or a capacity limit: not an error of porto's.
@@ -150,7 +151,7 @@ impl Runtime {
             Err(failure) => {
                 let span = span.for_log();
                 let _entered = span.enter();
-                tracing::error!(service = %service.name, request_id, "{}", failure.log);
+                tracing::error!(service = %service.name, request_id = &*request_id, "{}", failure.log);
                 failure.into_response(&request_id)
             }
         }
