@@ -168,13 +168,16 @@ impl Runtime {
         request_id: &str,
         span: &RequestSpan,
     ) -> hyper::Response<HyperOutgoingBody> {
-        let span = span.for_log();
-        let _entered = span.enter();
         match refusal.shed {
             Some(limit) => self.shed(service, limit),
-            None => {
+            // A span is made for the line only if the line is written: a
+            // flood of bad requests must not cost one per request.
+            None if tracing::enabled!(tracing::Level::DEBUG) => {
+                let span = span.for_log();
+                let _entered = span.enter();
                 tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
             }
+            None => {}
         }
         refusal.into_response(request_id)
     }
