@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::telemetry::RequestSpan;
+use crate::telemetry::{self, RequestSpan};
 
 /// A line longer than this is logged in pieces rather than buffered on.
 const MAX_LINE: usize = 16 * 1024;
@@ -35,13 +35,6 @@ impl Attribution {
             request_id,
             span: Some(span),
         }))
-    }
-
-    /// The span a log line about the request is written in.
-    pub fn log_span(&self) -> tracing::Span {
-        self.span
-            .as_ref()
-            .map_or_else(tracing::Span::none, RequestSpan::for_log)
     }
 }
 
@@ -92,14 +85,14 @@ impl LineWriter {
         let text = text.trim_end_matches('\r');
         let o = &self.output;
         let attribution = o.attribution.read().unwrap_or_else(|p| p.into_inner());
-        let span = attribution.log_span();
-        let _entered = span.enter();
         let request_id = &attribution.request_id;
-        if o.stream == "stderr" {
-            tracing::warn!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
-        } else {
-            tracing::info!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
-        }
+        telemetry::log_in(attribution.span.as_ref(), || {
+            if o.stream == "stderr" {
+                tracing::warn!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
+            } else {
+                tracing::info!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
+            }
+        });
     }
 
     fn flush_lines(&mut self) {

@@ -107,17 +107,14 @@ impl Outbound {
             "other"
         };
         self.metrics.outbound(&self.caller, label, "denied");
-        let span = self
-            .request_span
-            .as_ref()
-            .map_or_else(tracing::Span::none, RequestSpan::for_log);
-        let _entered = span.enter();
-        tracing::warn!(
-            service = %self.caller,
-            request_id = %self.request_id,
-            target,
-            "outbound request denied: {why}"
-        );
+        telemetry::log_in(self.request_span.as_ref(), || {
+            tracing::warn!(
+                service = %self.caller,
+                request_id = %self.request_id,
+                target,
+                "outbound request denied: {why}"
+            );
+        });
         Box::new(async { Err(Error::HttpRequestDenied) })
     }
 }

@@ -149,9 +149,9 @@ impl Runtime {
                 self.refuse(service, failure, &request_id, span)
             }
             Err(failure) => {
-                let span = span.for_log();
-                let _entered = span.enter();
-                tracing::error!(service = %service.name, request_id = &*request_id, "{}", failure.log);
+                span.log(|| {
+                    tracing::error!(service = %service.name, request_id = &*request_id, "{}", failure.log);
+                });
                 failure.into_response(&request_id)
             }
         }
@@ -173,9 +173,9 @@ impl Runtime {
             // A span is made for the line only if the line is written: a
             // flood of bad requests must not cost one per request.
             None if tracing::enabled!(tracing::Level::DEBUG) => {
-                let span = span.for_log();
-                let _entered = span.enter();
-                tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
+                span.log(|| {
+                    tracing::debug!(service = %service.name, request_id, status = refusal.status, "{}", refusal.log);
+                });
             }
             None => {}
         }

@@ -148,8 +148,13 @@ impl RequestSpan {
         self.0.exported.clone().unwrap_or_else(tracing::Span::none)
     }
 
+    /// Runs `log`, which writes log lines about this request, in its span.
+    pub fn log<R>(&self, log: impl FnOnce() -> R) -> R {
+        self.for_log().in_scope(log)
+    }
+
     /// The span a log line of this request is written in.
-    pub fn for_log(&self) -> tracing::Span {
+    fn for_log(&self) -> tracing::Span {
         match &self.0.exported {
             Some(span) => span.clone(),
             None => tracing::info_span!(
@@ -168,6 +173,15 @@ impl RequestSpan {
         if let Some(span) = &self.0.exported {
             span.record("http.response.status_code", status);
         }
+    }
+}
+
+/// Runs `log` in the span of `request`, or outside any when there is none
+/// (a kept instance between requests).
+pub(crate) fn log_in<R>(request: Option<&RequestSpan>, log: impl FnOnce() -> R) -> R {
+    match request {
+        Some(request) => request.log(log),
+        None => log(),
     }
 }
 

@@ -12,6 +12,7 @@ use porto_kv::KvError;
 
 use super::{BucketHandle, CasHandle, KvView};
 use crate::guest_output::Attribution;
+use crate::telemetry;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -54,12 +55,11 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
 }
 
 impl KvCtx<'_> {
-    /// The span of the request being served, for a log line.
-    fn log_span(&self) -> tracing::Span {
-        self.attribution
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .log_span()
+    /// Runs `log`, which writes log lines, in the span of the request
+    /// being served.
+    fn log(&self, log: impl FnOnce()) {
+        let attribution = self.attribution.read().unwrap_or_else(|p| p.into_inner());
+        telemetry::log_in(attribution.span.as_ref(), log);
     }
 
     fn bucket(&self, handle: &Resource<BucketHandle>) -> wasmtime::Result<String> {
@@ -67,9 +67,7 @@ impl KvCtx<'_> {
     }
 
     fn fail(&self, err: KvError) -> store::Error {
-        let span = self.log_span();
-        let _entered = span.enter();
-        tracing::warn!(service = %self.kv.service, error = %err, "key-value operation failed");
+        self.log(|| tracing::warn!(service = %self.kv.service, error = %err, "key-value operation failed"));
         store::Error::Other(err.to_string())
     }
 }
@@ -77,9 +75,7 @@ impl KvCtx<'_> {
 impl store::Host for KvCtx<'_> {
     async fn open(&mut self, identifier: String) -> GuestResult<Resource<BucketHandle>> {
         if !self.kv.buckets.contains(&identifier) {
-            let span = self.log_span();
-            let _entered = span.enter();
-            tracing::warn!(service = %self.kv.service, bucket = %identifier, "bucket access denied");
+            self.log(|| tracing::warn!(service = %self.kv.service, bucket = %identifier, "bucket access denied"));
             return Ok(Err(store::Error::AccessDenied));
         }
         Ok(Ok(self.table.push(BucketHandle { name: identifier })?))
