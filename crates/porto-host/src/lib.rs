@@ -62,6 +62,7 @@ mod shutdown;
 mod stack;
 mod stats;
 pub mod telemetry;
+mod write_coalescing;
 
 pub use config::ServiceConfig;
 pub use engine::{

@@ -22,6 +22,7 @@ use crate::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNEC
 use crate::parse_errors::{self, Enveloped};
 use crate::runtime::Runtime;
 use crate::service::Service;
+use crate::write_coalescing::CoalescedWrites;
 
 /// How far ahead each worker always has a timer pending. tokio's timer
 /// driver interrupts its own sleep (an eventfd write and one more trip
@@ -131,7 +132,7 @@ async fn work(
                     .max_buf_size(MAX_CONNECTION_BUFFER_BYTES)
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(Enveloped::new(stream)), handler);
+                    .serve_connection(TokioIo::new(Enveloped::new(CoalescedWrites::new(stream))), handler);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = connection.await;
