@@ -13,7 +13,7 @@
 //! its service is reloaded, and after `idle_timeout` without a request.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 
 use crate::host::Host;
 use crate::runtime::Runtime;
+use crate::server::{current_worker, worker_count};
 use crate::service::Loaded;
 
 /// A service's reuse policy.
@@ -113,19 +114,41 @@ impl Retired {
     }
 }
 
-/// One service's kept instances, the most recently used last.
-#[derive(Default)]
+/// One service's kept instances, by the worker that last ran them, the
+/// most recently used last. A request takes one its own worker ran if
+/// there is one: its memory and host state are still in that core's
+/// caches, and what the last request allocated is freed on the thread
+/// that allocated it.
 pub(crate) struct Idle {
-    kept: Mutex<Vec<Kept>>,
+    by_worker: Box<[Mutex<Vec<Kept>>]>,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Self {
+            by_worker: (0..worker_count()).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+fn lock(kept: &Mutex<Vec<Kept>>) -> MutexGuard<'_, Vec<Kept>> {
+    kept.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Idle {
-    /// The most recently used kept instance of `current`, if any, and how
-    /// many kept instances of another component were dropped on the way.
+    /// This worker's list of kept instances.
+    fn own(&self) -> usize {
+        current_worker() % self.by_worker.len()
+    }
+
+    /// The most recently used kept instance of `current`, this worker's
+    /// first, then another's; and how many kept instances of another
+    /// component were dropped on the way.
     pub fn take(&self, current: &Arc<Loaded>) -> (Option<Kept>, usize) {
         let mut stale = Vec::new();
-        let found = {
-            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let (own, workers) = (self.own(), self.by_worker.len());
+        let found = (0..workers).find_map(|offset| {
+            let mut kept = lock(&self.by_worker[(own + offset) % workers]);
             loop {
                 match kept.pop() {
                     Some(k) if Arc::ptr_eq(&k.loaded, current) => break Some(k),
@@ -133,7 +156,7 @@ impl Idle {
                     None => break None,
                 }
             }
-        };
+        });
         // Dropped outside the lock: dropping an instance resets its pool
         // slot, which is not free.
         (found, stale.len())
@@ -163,31 +186,36 @@ impl Idle {
             served,
             idle_since: Instant::now(),
         };
-        self.kept
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(kept);
+        lock(&self.by_worker[self.own()]).push(kept);
         Ok(())
     }
 
     /// Drops the instances idle for `idle_timeout` or longer; how many.
     pub fn expire(&self, idle_timeout: Duration) -> usize {
-        let expired: Vec<Kept> = {
-            let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            // Oldest first: the expired ones are a prefix.
-            let fresh = kept
-                .iter()
-                .position(|k| k.idle_since.elapsed() < idle_timeout)
-                .unwrap_or(kept.len());
-            kept.drain(..fresh).collect()
-        };
+        let expired: Vec<Kept> = self
+            .by_worker
+            .iter()
+            .flat_map(|kept| {
+                let mut kept = lock(kept);
+                // Oldest first: the expired ones are a prefix.
+                let fresh = kept
+                    .iter()
+                    .position(|k| k.idle_since.elapsed() < idle_timeout)
+                    .unwrap_or(kept.len());
+                kept.drain(..fresh).collect::<Vec<_>>()
+            })
+            .collect();
         expired.len()
     }
 
     /// Drops every kept instance (a full instance pool, a reload); how many.
     pub fn clear(&self) -> usize {
-        let all = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|p| p.into_inner()));
-        all.len()
+        let all: Vec<Vec<Kept>> = self
+            .by_worker
+            .iter()
+            .map(|kept| std::mem::take(&mut *lock(kept)))
+            .collect();
+        all.iter().map(Vec::len).sum()
     }
 }
 

@@ -34,6 +34,22 @@ use crate::write_coalescing::CoalescedWrites;
 /// deadlines further off than its next beat, as the default ones are).
 const TIMER_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How many worker threads serve connections: one per core.
+pub(crate) fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+thread_local! {
+    /// The index of the worker this thread is (0 on any other thread).
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The index of the worker running the caller, below [`worker_count`];
+/// 0 outside the workers.
+pub(crate) fn current_worker() -> usize {
+    WORKER.get()
+}
+
 /// Threads that serve connections, each with a single-threaded tokio
 /// runtime of its own. A connection's requests, their instances and the
 /// in-process calls those make all stay on one thread: no work stealing,
@@ -73,7 +89,7 @@ impl Workers {
         shutdown: &watch::Receiver<bool>,
         drain_timeout: Duration,
     ) -> std::io::Result<(Self, WorkersDone)> {
-        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let count = worker_count();
         let (mut inboxes, mut done) = (Vec::new(), Vec::new());
         for index in 0..count {
             let (inbox, connections) = mpsc::unbounded_channel();
@@ -85,6 +101,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("porto-worker-{index}"))
                 .spawn(move || {
+                    WORKER.set(index);
                     runtime.block_on(work(connections, shutdown, drain_timeout));
                     let _ = finished.send(());
                 })?;
