@@ -36,6 +36,13 @@ impl Attribution {
             span: Some(span),
         }))
     }
+
+    /// Runs `log`, which writes log lines about the request `attribution`
+    /// names now, in that request's span (outside any between requests).
+    pub fn log<R>(attribution: &RwLock<Attribution>, log: impl FnOnce(&Attribution) -> R) -> R {
+        let attribution = attribution.read().unwrap_or_else(|p| p.into_inner());
+        telemetry::log_in(attribution.span.as_ref(), || log(&attribution))
+    }
 }
 
 #[derive(Clone)]
@@ -84,9 +91,7 @@ impl LineWriter {
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let o = &self.output;
-        let attribution = o.attribution.read().unwrap_or_else(|p| p.into_inner());
-        let request_id = &attribution.request_id;
-        telemetry::log_in(attribution.span.as_ref(), || {
+        Attribution::log(&o.attribution, |Attribution { request_id, .. }| {
             if o.stream == "stderr" {
                 tracing::warn!(target: "guest", service = %o.service, request_id = %request_id, "{text}");
             } else {

@@ -12,7 +12,6 @@ use porto_kv::KvError;
 
 use super::{BucketHandle, CasHandle, KvView};
 use crate::guest_output::Attribution;
-use crate::telemetry;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -58,8 +57,7 @@ impl KvCtx<'_> {
     /// Runs `log`, which writes log lines, in the span of the request
     /// being served.
     fn log(&self, log: impl FnOnce()) {
-        let attribution = self.attribution.read().unwrap_or_else(|p| p.into_inner());
-        telemetry::log_in(attribution.span.as_ref(), log);
+        Attribution::log(self.attribution, |_| log());
     }
 
     fn bucket(&self, handle: &Resource<BucketHandle>) -> wasmtime::Result<String> {
