@@ -11,13 +11,22 @@ export CARGO_TARGET_DIR
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
-.PHONY: setup up build images test test-tools lint unit e2e sizes api-fuzz soak soak-ci bench bench-kv bench-containerd portability
+.PHONY: setup up build images test test-start test-tools test-build lint unit e2e e2e-parallel e2e-alone sizes api-fuzz soak soak-ci bench bench-kv bench-hot-user bench-containerd portability
+
+# `make test` records the wall time of each phase and prints them at its
+# end (scripts/phase-times; `.ci/run` prints them even when a phase fails).
+PORTO_PHASE_LOG ?= $(CARGO_TARGET_DIR)/phase-times
+export PORTO_PHASE_LOG
+begin = @scripts/phase-times begin $@
+end = @scripts/phase-times end $@
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
+	$(begin)
 	rustup target add $(WASM_TARGET)
 	rustup component add rustfmt clippy
 	scripts/claim-build-cache
+	$(end)
 
 ## Build the components and run the whole stack from compose.yaml.
 up: setup
@@ -35,41 +44,85 @@ images: setup
 	done
 
 ## Everything CI runs: formatting, lints (native and wasm), all tests
-## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak.
-test: setup test-tools lint unit sizes api-fuzz soak-ci
+## (unit, property, end-to-end), sizes, API fuzzing and a 30 s soak, in
+## phases: everything the tests run is built before the first test starts.
+test: test-start setup test-tools lint test-build unit e2e sizes api-fuzz soak-ci
+	@scripts/phase-times report
+
+test-start:
+	@scripts/phase-times reset
 
 ## Debian packages the tests use (docker-registry, wrk, chromium, containerd…),
 ## and Redis and PostgreSQL on loopback, installed and started if missing.
 test-tools:
+	$(begin)
 	scripts/install-test-tools
 	scripts/backing-services
+	$(end)
 
 lint: test-tools
+	$(begin)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(GUESTS) -- -D warnings
+	scripts/check-feature-unification
+	$(end)
 
-## Unit tests of every crate plus the end-to-end suite (tests/e2e).
-unit: test-tools
-	$(CARGO) test --workspace
+## Everything the tests run, built before any of them starts, with the very
+## commands the tests use (so they find it fresh and nothing compiles while
+## tests run): the test binaries and the porto they drive, the shim, the
+## misbehaving fixtures and the three components. crates/workspace-hack
+## gives these commands one set of dependency builds (one wasmtime).
+test-build: setup
+	$(begin)
+	$(CARGO) test --workspace --no-run
+	$(CARGO) build -p containerd-shim-porto
+	$(CARGO) build --release --target $(WASM_TARGET) -p test-programs
+	$(CARGO_TARGET_DIR)/debug/porto build -f compose.yaml
+	$(end)
 
-e2e:
-	$(CARGO) test -p porto --test e2e
+## Unit and property tests of every crate (the end-to-end suite is `e2e`).
+unit: test-build
+	$(begin)
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test --workspace --doc
+	$(end)
+
+## The end-to-end suite (tests/e2e): first every test but the `alone` ones,
+## in parallel; then the `alone` ones (bounded by wall-clock time or memory,
+## or compiling) one at a time with nothing beside them (tests/e2e/main.rs).
+e2e: e2e-parallel e2e-alone
+
+e2e-parallel: test-build test-tools
+	$(begin)
+	$(CARGO) test --workspace --test e2e -- --skip ::alone::
+	$(end)
+
+e2e-alone: test-build test-tools
+	$(begin)
+	$(CARGO) test --workspace --test e2e -- ::alone:: --test-threads=1
+	$(end)
 
 ## Fails if a release component is 1 MiB or more.
 sizes:
+	$(begin)
 	scripts/component-sizes
+	$(end)
 
 ## schemathesis against the running stack from openapi.yaml (EXAMPLES=n).
 api-fuzz:
+	$(begin)
 	tests/api-fuzz
+	$(end)
 
 ## Mixed load for DURATION seconds (default 300): zero errors, bounded RSS.
 soak:
 	bench/soak
 
 soak-ci:
+	$(begin)
 	DURATION=30 bench/soak
+	$(end)
 
 ## Load benchmark: requests/s and latency through porto (see BENCHMARKS.md).
 bench: setup
@@ -78,6 +131,11 @@ bench: setup
 ## The same load on the embedded, Redis and PostgreSQL backends, side by side.
 bench-kv: setup
 	bench/kv-backends
+
+## One user's orders created and read back by 16 clients at once, with and
+## without busy neighbours on every core: where a create's time goes.
+bench-hot-user: setup
+	bench/hot-user
 
 ## One component in a containerd container (porto's shim) vs porto:
 ## start-up, requests/s, memory (needs root; a private containerd).

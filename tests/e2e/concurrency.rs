@@ -118,56 +118,63 @@ fn concurrent_idempotent_posts_create_one_order() {
     );
 }
 
-/// 1,000 requests inside instances at once, each with its own: the
-/// instance pool is sized in component instances (a Rust wasip2 component
-/// is three core instances; a pool of 1,000 core instances had refused
-/// every request past 333).
-#[test]
-fn a_thousand_requests_in_flight_each_get_an_instance() {
-    const IN_FLIGHT: usize = 1000;
-    // Long enough to open every connection first, even on a loaded machine.
-    const HOLD_MS: u64 = 20_000;
-    let compose = fixtures_compose(&[("slow", "slow", &format!(", max_concurrency: {IN_FLIGHT}"))]);
-    // A socket per request in this process too, past the common soft
-    // limit of 1,024 descriptors.
-    let wanted = IN_FLIGHT as u64 + 512;
-    let limit = rlimit::increase_nofile_limit(wanted).expect("raise the descriptor limit");
-    assert!(limit >= wanted, "only {limit} file descriptors allowed");
-    let porto = Porto::start(&compose);
-    let address = porto.url("slow").trim_start_matches("http://").to_string();
-    let started = Instant::now();
-    let mut connections: Vec<TcpStream> = (0..IN_FLIGHT)
-        .map(|_| {
-            let mut stream = TcpStream::connect(&address).expect("connect");
-            write!(
-                stream,
-                "GET /?ms={HOLD_MS} HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n"
-            )
-            .expect("send");
-            stream
-        })
-        .collect();
-    let mut most = 0;
-    while most < IN_FLIGHT && started.elapsed() < Duration::from_millis(HOLD_MS - 1000) {
-        most = most.max(porto.in_flight("slow") as usize);
-        thread::sleep(Duration::from_millis(100));
-    }
-    let mut refused = Vec::new();
-    for stream in &mut connections {
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).expect("reply");
-        if !reply.starts_with("HTTP/1.1 200") {
-            refused.push(reply.lines().next().unwrap_or_default().to_string());
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// 1,000 requests inside instances at once, each with its own: the
+    /// instance pool is sized in component instances (a Rust wasip2 component
+    /// is three core instances; a pool of 1,000 core instances had refused
+    /// every request past 333).
+    #[test]
+    fn a_thousand_requests_in_flight_each_get_an_instance() {
+        const IN_FLIGHT: usize = 1000;
+        // Long enough to open every connection first, even on a loaded machine.
+        const HOLD_MS: u64 = 20_000;
+        let compose =
+            fixtures_compose(&[("slow", "slow", &format!(", max_concurrency: {IN_FLIGHT}"))]);
+        // A socket per request in this process too, past the common soft
+        // limit of 1,024 descriptors.
+        let wanted = IN_FLIGHT as u64 + 512;
+        let limit = rlimit::increase_nofile_limit(wanted).expect("raise the descriptor limit");
+        assert!(limit >= wanted, "only {limit} file descriptors allowed");
+        let porto = Porto::start(&compose);
+        let address = porto.url("slow").trim_start_matches("http://").to_string();
+        let started = Instant::now();
+        let mut connections: Vec<TcpStream> = (0..IN_FLIGHT)
+            .map(|_| {
+                let mut stream = TcpStream::connect(&address).expect("connect");
+                write!(
+                    stream,
+                    "GET /?ms={HOLD_MS} HTTP/1.1\r\nHost: slow\r\nConnection: close\r\n\r\n"
+                )
+                .expect("send");
+                stream
+            })
+            .collect();
+        let mut most = 0;
+        while most < IN_FLIGHT && started.elapsed() < Duration::from_millis(HOLD_MS - 1000) {
+            most = most.max(porto.in_flight("slow") as usize);
+            thread::sleep(Duration::from_millis(100));
         }
+        let mut refused = Vec::new();
+        for stream in &mut connections {
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).expect("reply");
+            if !reply.starts_with("HTTP/1.1 200") {
+                refused.push(reply.lines().next().unwrap_or_default().to_string());
+            }
+        }
+        assert!(
+            refused.is_empty(),
+            "{} of {IN_FLIGHT} not answered 200, e.g. {:?}",
+            refused.len(),
+            refused.first()
+        );
+        assert_eq!(
+            most, IN_FLIGHT,
+            "porto never had every request in flight at once"
+        );
     }
-    assert!(
-        refused.is_empty(),
-        "{} of {IN_FLIGHT} not answered 200, e.g. {:?}",
-        refused.len(),
-        refused.first()
-    );
-    assert_eq!(
-        most, IN_FLIGHT,
-        "porto never had every request in flight at once"
-    );
 }

@@ -640,135 +640,141 @@ fn api_walk(base: &str) -> String {
     std::fs::read_to_string(&transcript).expect("transcript")
 }
 
-/// One test, so that containerd, the network and the images are set up
-/// once and torn down whatever happens; each step says what it proves.
-#[test]
-fn the_services_run_on_containerd_with_porto_s_shim() {
-    if let Some(why) = unavailable() {
-        // Only where containerd cannot run at all; CI here has it.
-        eprintln!("skipping the containerd tests: {why}");
-        return;
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// One test, so that containerd, the network and the images are set up
+    /// once and torn down whatever happens; each step says what it proves.
+    #[test]
+    fn the_services_run_on_containerd_with_porto_s_shim() {
+        if let Some(why) = unavailable() {
+            // Only where containerd cannot run at all; CI here has it.
+            eprintln!("skipping the containerd tests: {why}");
+            return;
+        }
+        let mut world = World::new();
+
+        // The API walk through the gateway container gives porto's transcript.
+        let gateway = world.start_application();
+        let on_containerd = api_walk(&format!("http://{}:80", world.network.address(10)));
+        let porto = Porto::start_default();
+        assert_eq!(on_containerd, api_walk(porto.url("api-gateway")));
+        drop(porto);
+        let log = world.containerd.container_log("user-service");
+        assert!(
+            log.contains("porto: user-service on http://0.0.0.0:80"),
+            "{log}"
+        );
+
+        // Every acknowledged write survives a SIGKILL of its container.
+        let created = gateway.post_json(
+            "/api/users",
+            &json!({"name": "Kept Across Kill", "email": "kept@example.com"}),
+        );
+        assert_eq!(created.status, 201, "{}", created.body);
+        let id = created.json()["id"].clone();
+        world.stop("user-service", "SIGKILL");
+        let users = world.dir.path().join("user-data");
+        world.start("user-service", "user-service", 11, USERS, Some(&users));
+        let again = gateway.get(&format!("/api/users/{id}"));
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.json(), created.json());
+
+        // Outbound calls may go anywhere on the container network unless
+        // PORTO_ALLOW_HOSTS narrows them: this gateway may call order-service only.
+        let narrow = world.start(
+            "gateway-narrow",
+            "api-gateway",
+            14,
+            &[
+                ("USER_SERVICE_URL", "http://user-service:80"),
+                ("ORDER_SERVICE_URL", "http://order-service:80"),
+                ("PORTO_ALLOW_HOSTS", "order-service:80"),
+            ],
+            None,
+        );
+        assert_eq!(narrow.get("/api/orders?limit=1").status, 200);
+        let refused = narrow.get("/api/users/1");
+        assert_eq!(refused.status, 502, "{}", refused.body);
+        assert_eq!(refused.error_code(), "upstream_unavailable");
+        let log = world
+            .containerd
+            .container_log_with("gateway-narrow", "outbound request denied");
+        assert!(log.contains("outbound request denied"), "{log}");
+
+        // A container may open only the buckets PORTO_BUCKETS names.
+        let denied = world.start(
+            "orders-denied",
+            "order-service",
+            13,
+            &[
+                ("PORTO_BUCKETS", "users"),
+                ("USER_SERVICE_URL", "http://user-service:80"),
+            ],
+            Some(&world.dir.path().join("denied-data")),
+        );
+        let health = denied.get("/healthz");
+        assert!(health.status >= 500, "{}", health.body);
+        let log = world
+            .containerd
+            .container_log_with("orders-denied", "access");
+        assert!(log.contains("access"), "{log}");
+
+        // Two user-service containers over one Redis share one truth.
+        let redis = world.redis();
+        let over_redis = [("PORTO_BUCKETS", "users"), ("PORTO_KV", redis.as_str())];
+        let first = world.start("users-a", "user-service", 21, &over_redis, None);
+        let second = world.start("users-b", "user-service", 22, &over_redis, None);
+        let made = first.post_json(
+            "/users",
+            &json!({"name": "Shared Truth", "email": "shared@example.com"}),
+        );
+        assert_eq!(made.status, 201, "{}", made.body);
+        let seen = second.get(&format!("/users/{}", made.json()["id"]));
+        assert_eq!(seen.json(), made.json());
+        let taken = second.post_json(
+            "/users",
+            &json!({"name": "Other", "email": "shared@example.com"}),
+        );
+        assert_eq!(taken.status, 409, "{}", taken.body);
+
+        // Instance reuse is the container's to opt into, as in porto:
+        // PORTO_MAX_INSTANCE_REUSE=3 gives one instance three requests in turn
+        // (the counter fixture answers how many its instance served; the
+        // readiness probe is one of them), and without it every count is 1.
+        let reusing = world.start(
+            "counter-reuse",
+            "counter",
+            41,
+            &[("PORTO_MAX_INSTANCE_REUSE", "3")],
+            None,
+        );
+        let seen: Vec<u64> = (0..6).map(|_| count(&reusing, "/")).collect();
+        assert!(seen.contains(&3), "{seen:?}");
+        for pair in seen.windows(2) {
+            let expected = if pair[0] == 3 { 1 } else { pair[0] + 1 };
+            assert_eq!(pair[1], expected, "{seen:?}");
+        }
+        let fresh = world.start("counter-fresh", "counter", 42, &[], None);
+        assert_eq!(
+            (0..3).map(|_| count(&fresh, "/")).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+
+        // SIGTERM drains: a request in flight finishes, then the task exits 0.
+        let slow = world.start("slow", "slow", 40, &[], None);
+        let in_flight = std::thread::spawn(move || slow.get("/?ms=1500"));
+        std::thread::sleep(Duration::from_millis(300));
+        let status = world.stop("slow", "SIGTERM");
+        let answered = in_flight.join().expect("request thread");
+        assert_eq!(answered.status, 200, "{}", answered.body);
+        assert_eq!(
+            status,
+            Some(0),
+            "{}",
+            world.containerd.container_log("slow")
+        );
     }
-    let mut world = World::new();
-
-    // The API walk through the gateway container gives porto's transcript.
-    let gateway = world.start_application();
-    let on_containerd = api_walk(&format!("http://{}:80", world.network.address(10)));
-    let porto = Porto::start_default();
-    assert_eq!(on_containerd, api_walk(porto.url("api-gateway")));
-    drop(porto);
-    let log = world.containerd.container_log("user-service");
-    assert!(
-        log.contains("porto: user-service on http://0.0.0.0:80"),
-        "{log}"
-    );
-
-    // Every acknowledged write survives a SIGKILL of its container.
-    let created = gateway.post_json(
-        "/api/users",
-        &json!({"name": "Kept Across Kill", "email": "kept@example.com"}),
-    );
-    assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.json()["id"].clone();
-    world.stop("user-service", "SIGKILL");
-    let users = world.dir.path().join("user-data");
-    world.start("user-service", "user-service", 11, USERS, Some(&users));
-    let again = gateway.get(&format!("/api/users/{id}"));
-    assert_eq!(again.status, 200, "{}", again.body);
-    assert_eq!(again.json(), created.json());
-
-    // Outbound calls may go anywhere on the container network unless
-    // PORTO_ALLOW_HOSTS narrows them: this gateway may call order-service only.
-    let narrow = world.start(
-        "gateway-narrow",
-        "api-gateway",
-        14,
-        &[
-            ("USER_SERVICE_URL", "http://user-service:80"),
-            ("ORDER_SERVICE_URL", "http://order-service:80"),
-            ("PORTO_ALLOW_HOSTS", "order-service:80"),
-        ],
-        None,
-    );
-    assert_eq!(narrow.get("/api/orders?limit=1").status, 200);
-    let refused = narrow.get("/api/users/1");
-    assert_eq!(refused.status, 502, "{}", refused.body);
-    assert_eq!(refused.error_code(), "upstream_unavailable");
-    let log = world
-        .containerd
-        .container_log_with("gateway-narrow", "outbound request denied");
-    assert!(log.contains("outbound request denied"), "{log}");
-
-    // A container may open only the buckets PORTO_BUCKETS names.
-    let denied = world.start(
-        "orders-denied",
-        "order-service",
-        13,
-        &[
-            ("PORTO_BUCKETS", "users"),
-            ("USER_SERVICE_URL", "http://user-service:80"),
-        ],
-        Some(&world.dir.path().join("denied-data")),
-    );
-    let health = denied.get("/healthz");
-    assert!(health.status >= 500, "{}", health.body);
-    let log = world
-        .containerd
-        .container_log_with("orders-denied", "access");
-    assert!(log.contains("access"), "{log}");
-
-    // Two user-service containers over one Redis share one truth.
-    let redis = world.redis();
-    let over_redis = [("PORTO_BUCKETS", "users"), ("PORTO_KV", redis.as_str())];
-    let first = world.start("users-a", "user-service", 21, &over_redis, None);
-    let second = world.start("users-b", "user-service", 22, &over_redis, None);
-    let made = first.post_json(
-        "/users",
-        &json!({"name": "Shared Truth", "email": "shared@example.com"}),
-    );
-    assert_eq!(made.status, 201, "{}", made.body);
-    let seen = second.get(&format!("/users/{}", made.json()["id"]));
-    assert_eq!(seen.json(), made.json());
-    let taken = second.post_json(
-        "/users",
-        &json!({"name": "Other", "email": "shared@example.com"}),
-    );
-    assert_eq!(taken.status, 409, "{}", taken.body);
-
-    // Instance reuse is the container's to opt into, as in porto:
-    // PORTO_MAX_INSTANCE_REUSE=3 gives one instance three requests in turn
-    // (the counter fixture answers how many its instance served; the
-    // readiness probe is one of them), and without it every count is 1.
-    let reusing = world.start(
-        "counter-reuse",
-        "counter",
-        41,
-        &[("PORTO_MAX_INSTANCE_REUSE", "3")],
-        None,
-    );
-    let seen: Vec<u64> = (0..6).map(|_| count(&reusing, "/")).collect();
-    assert!(seen.contains(&3), "{seen:?}");
-    for pair in seen.windows(2) {
-        let expected = if pair[0] == 3 { 1 } else { pair[0] + 1 };
-        assert_eq!(pair[1], expected, "{seen:?}");
-    }
-    let fresh = world.start("counter-fresh", "counter", 42, &[], None);
-    assert_eq!(
-        (0..3).map(|_| count(&fresh, "/")).collect::<Vec<_>>(),
-        [1, 1, 1]
-    );
-
-    // SIGTERM drains: a request in flight finishes, then the task exits 0.
-    let slow = world.start("slow", "slow", 40, &[], None);
-    let in_flight = std::thread::spawn(move || slow.get("/?ms=1500"));
-    std::thread::sleep(Duration::from_millis(300));
-    let status = world.stop("slow", "SIGTERM");
-    let answered = in_flight.join().expect("request thread");
-    assert_eq!(answered.status, 200, "{}", answered.body);
-    assert_eq!(
-        status,
-        Some(0),
-        "{}",
-        world.containerd.container_log("slow")
-    );
 }

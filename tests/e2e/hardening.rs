@@ -34,103 +34,6 @@ fn order_of_100_items(user: u64, letter: char, quantity: u32, unit_price_cents: 
 }
 
 #[test]
-fn slow_uploads_do_not_starve_fast_requests() {
-    let porto = Porto::start_default();
-    let address = porto
-        .url("api-gateway")
-        .trim_start_matches("http://")
-        .to_string();
-    // More stragglers than the gateway has instance slots (300): each sends
-    // a head promising 1,000 bytes, a few of them, and then nothing.
-    let stragglers: Vec<TcpStream> = (0..400)
-        .map(|_| {
-            let mut stream = TcpStream::connect(&address).expect("connect");
-            stream
-                .write_all(b"POST /api/users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"na")
-                .expect("write");
-            stream
-        })
-        .collect();
-    let gateway = porto.gateway();
-    for round in 0..10 {
-        let started = Instant::now();
-        assert_eq!(gateway.get("/healthz").status, 200);
-        let id = create_user(&gateway, "Fast Client", &format!("fast.{round}@x.example"));
-        assert_eq!(gateway.get(&format!("/api/users/{id}")).status, 200);
-        let took = started.elapsed();
-        assert!(
-            took < FAST_REQUEST_BOUND,
-            "three fast requests took {took:?}"
-        );
-    }
-    // A straggler is told, in the envelope, that its body never came, and
-    // its connection is closed.
-    let mut straggler = &stragglers[0];
-    straggler
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut answer = String::new();
-    straggler.read_to_string(&mut answer).expect("read");
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("\"request_timeout\""), "{answer}");
-}
-
-#[test]
-fn the_largest_composed_read_is_served_within_the_memory_limit() {
-    let porto = Porto::start_default();
-    let gateway = porto.gateway();
-    let user = create_user(&gateway, "Big Buyer", "big.buyer@x.example");
-    // The API's largest order: 100 items with 64-byte SKUs and the largest
-    // quantity and price; the README promises up to 1,000 of them.
-    let order = order_of_100_items(user, 'S', 10_000, 1_000_000_000);
-    thread::scope(|scope| {
-        for _ in 0..8 {
-            let (gateway, order) = (gateway.clone(), &order);
-            scope.spawn(move || {
-                for _ in 0..125 {
-                    let reply = gateway.post_json("/api/orders", order);
-                    assert_eq!(reply.status, 201, "{}", reply.body);
-                }
-            });
-        }
-    });
-    let url = format!("{}/api/users/{user}/orders", porto.url("api-gateway"));
-    // Four at once, each well over 10 MB composed inside a gateway
-    // instance limited to 128 MiB.
-    thread::scope(|scope| {
-        let readers: Vec<_> = (0..4)
-            .map(|_| {
-                let url = url.clone();
-                scope.spawn(move || {
-                    let response = ureq::get(&url).call().expect("composed read");
-                    assert_eq!(response.status(), 200);
-                    let mut body = Vec::new();
-                    response
-                        .into_reader()
-                        .take(64 * 1024 * 1024)
-                        .read_to_end(&mut body)
-                        .expect("body");
-                    serde_json::from_slice::<Value>(&body).expect("json")
-                })
-            })
-            .collect();
-        for reader in readers {
-            let composed = reader.join().expect("reader");
-            assert_eq!(composed["user"]["id"], user);
-            let orders = composed["orders"].as_array().expect("orders");
-            assert_eq!(orders.len(), 1000);
-            assert!(
-                orders
-                    .iter()
-                    .all(|o| o["items"].as_array().map(Vec::len) == Some(100))
-            );
-            let ids: Vec<u64> = orders.iter().filter_map(|o| o["id"].as_u64()).collect();
-            assert!(ids.windows(2).all(|w| w[0] < w[1]), "orders out of order");
-        }
-    });
-}
-
-#[test]
 fn of_concurrent_deletes_of_one_user_exactly_one_succeeds() {
     let porto = Porto::start_default();
     let gateway = porto.gateway();
@@ -323,62 +226,6 @@ const SETTLED_SLACK_MIB: f64 = 48.0;
 /// How long after a burst resident memory must have settled.
 const SETTLE_WITHIN: Duration = Duration::from_secs(10);
 
-/// After bursts of large writes, composed reads and a connection flood,
-/// resident memory settles to its idle level plus what the pool keeps per
-/// instance of the burst's peak, plus slack (SECURITY.md, "Memory").
-#[test]
-fn memory_settles_to_a_stated_ceiling_after_bursts() {
-    let porto = Porto::start_default();
-    let gateway = porto.gateway();
-    let user = create_user(&gateway, "Burst User", "burst@x.example");
-    // Warm: every service has served, so the idle figure includes what a
-    // running stack always holds.
-    for _ in 0..20 {
-        assert_eq!(
-            gateway.get(&format!("/api/users/{user}/orders")).status,
-            200
-        );
-    }
-    let idle = resident_mib(porto.pid());
-    let order = order_of_100_items(user, 'M', 1, 1);
-    let address = porto
-        .url("api-gateway")
-        .trim_start_matches("http://")
-        .to_string();
-    thread::scope(|scope| {
-        for _ in 0..BURST_CLIENTS {
-            let (gateway, order) = (gateway.clone(), &order);
-            scope.spawn(move || {
-                for _ in 0..40 {
-                    assert_eq!(gateway.post_json("/api/orders", order).status, 201);
-                    let reply = gateway.get(&format!("/api/users/{user}/orders"));
-                    assert_eq!(reply.status, 200);
-                }
-            });
-        }
-        // And a flood of connections, each sending half a request.
-        let flood: Vec<TcpStream> = (0..500)
-            .filter_map(|_| TcpStream::connect(&address).ok())
-            .collect();
-        for mut stream in &flood {
-            let _ = stream.write_all(b"GET /api/users HTTP/1.1\r\nhost: x\r\n");
-        }
-    });
-    let peak = resident_mib(porto.pid());
-    let ceiling = idle + (BURST_CLIENTS * 3) as f64 * KEPT_PER_INSTANCE_MIB + SETTLED_SLACK_MIB;
-    let ended = Instant::now();
-    let mut now = peak;
-    while now > ceiling && ended.elapsed() < SETTLE_WITHIN {
-        thread::sleep(Duration::from_millis(250));
-        now = resident_mib(porto.pid());
-    }
-    assert!(
-        now <= ceiling,
-        "resident memory {now:.0} MiB {:?} after the burst: over its ceiling of {ceiling:.0} MiB (idle {idle:.0} MiB, peak {peak:.0} MiB)",
-        ended.elapsed()
-    );
-}
-
 #[test]
 fn validation_messages_name_no_internal_types() {
     let porto = Porto::start_default();
@@ -412,5 +259,164 @@ fn validation_messages_name_no_internal_types() {
                 reply.body
             );
         }
+    }
+}
+
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    #[test]
+    fn slow_uploads_do_not_starve_fast_requests() {
+        let porto = Porto::start_default();
+        let address = porto
+            .url("api-gateway")
+            .trim_start_matches("http://")
+            .to_string();
+        // More stragglers than the gateway has instance slots (300): each sends
+        // a head promising 1,000 bytes, a few of them, and then nothing.
+        let stragglers: Vec<TcpStream> = (0..400)
+            .map(|_| {
+                let mut stream = TcpStream::connect(&address).expect("connect");
+                stream
+                    .write_all(b"POST /api/users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"na")
+                    .expect("write");
+                stream
+            })
+            .collect();
+        let gateway = porto.gateway();
+        for round in 0..10 {
+            let started = Instant::now();
+            assert_eq!(gateway.get("/healthz").status, 200);
+            let id = create_user(&gateway, "Fast Client", &format!("fast.{round}@x.example"));
+            assert_eq!(gateway.get(&format!("/api/users/{id}")).status, 200);
+            let took = started.elapsed();
+            assert!(
+                took < FAST_REQUEST_BOUND,
+                "three fast requests took {took:?}"
+            );
+        }
+        // A straggler is told, in the envelope, that its body never came, and
+        // its connection is closed.
+        let mut straggler = &stragglers[0];
+        straggler
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut answer = String::new();
+        straggler.read_to_string(&mut answer).expect("read");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"request_timeout\""), "{answer}");
+    }
+
+    /// After bursts of large writes, composed reads and a connection flood,
+    /// resident memory settles to its idle level plus what the pool keeps per
+    /// instance of the burst's peak, plus slack (SECURITY.md, "Memory").
+    #[test]
+    fn memory_settles_to_a_stated_ceiling_after_bursts() {
+        let porto = Porto::start_default();
+        let gateway = porto.gateway();
+        let user = create_user(&gateway, "Burst User", "burst@x.example");
+        // Warm: every service has served, so the idle figure includes what a
+        // running stack always holds.
+        for _ in 0..20 {
+            assert_eq!(
+                gateway.get(&format!("/api/users/{user}/orders")).status,
+                200
+            );
+        }
+        let idle = resident_mib(porto.pid());
+        let order = order_of_100_items(user, 'M', 1, 1);
+        let address = porto
+            .url("api-gateway")
+            .trim_start_matches("http://")
+            .to_string();
+        thread::scope(|scope| {
+            for _ in 0..BURST_CLIENTS {
+                let (gateway, order) = (gateway.clone(), &order);
+                scope.spawn(move || {
+                    for _ in 0..40 {
+                        assert_eq!(gateway.post_json("/api/orders", order).status, 201);
+                        let reply = gateway.get(&format!("/api/users/{user}/orders"));
+                        assert_eq!(reply.status, 200);
+                    }
+                });
+            }
+            // And a flood of connections, each sending half a request.
+            let flood: Vec<TcpStream> = (0..500)
+                .filter_map(|_| TcpStream::connect(&address).ok())
+                .collect();
+            for mut stream in &flood {
+                let _ = stream.write_all(b"GET /api/users HTTP/1.1\r\nhost: x\r\n");
+            }
+        });
+        let peak = resident_mib(porto.pid());
+        let ceiling = idle + (BURST_CLIENTS * 3) as f64 * KEPT_PER_INSTANCE_MIB + SETTLED_SLACK_MIB;
+        let ended = Instant::now();
+        let mut now = peak;
+        while now > ceiling && ended.elapsed() < SETTLE_WITHIN {
+            thread::sleep(Duration::from_millis(250));
+            now = resident_mib(porto.pid());
+        }
+        assert!(
+            now <= ceiling,
+            "resident memory {now:.0} MiB {:?} after the burst: over its ceiling of {ceiling:.0} MiB (idle {idle:.0} MiB, peak {peak:.0} MiB)",
+            ended.elapsed()
+        );
+    }
+
+    #[test]
+    fn the_largest_composed_read_is_served_within_the_memory_limit() {
+        let porto = Porto::start_default();
+        let gateway = porto.gateway();
+        let user = create_user(&gateway, "Big Buyer", "big.buyer@x.example");
+        // The API's largest order: 100 items with 64-byte SKUs and the largest
+        // quantity and price; the README promises up to 1,000 of them.
+        let order = order_of_100_items(user, 'S', 10_000, 1_000_000_000);
+        thread::scope(|scope| {
+            for _ in 0..8 {
+                let (gateway, order) = (gateway.clone(), &order);
+                scope.spawn(move || {
+                    for _ in 0..125 {
+                        let reply = gateway.post_json("/api/orders", order);
+                        assert_eq!(reply.status, 201, "{}", reply.body);
+                    }
+                });
+            }
+        });
+        let url = format!("{}/api/users/{user}/orders", porto.url("api-gateway"));
+        // Four at once, each well over 10 MB composed inside a gateway
+        // instance limited to 128 MiB.
+        thread::scope(|scope| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    scope.spawn(move || {
+                        let response = ureq::get(&url).call().expect("composed read");
+                        assert_eq!(response.status(), 200);
+                        let mut body = Vec::new();
+                        response
+                            .into_reader()
+                            .take(64 * 1024 * 1024)
+                            .read_to_end(&mut body)
+                            .expect("body");
+                        serde_json::from_slice::<Value>(&body).expect("json")
+                    })
+                })
+                .collect();
+            for reader in readers {
+                let composed = reader.join().expect("reader");
+                assert_eq!(composed["user"]["id"], user);
+                let orders = composed["orders"].as_array().expect("orders");
+                assert_eq!(orders.len(), 1000);
+                assert!(
+                    orders
+                        .iter()
+                        .all(|o| o["items"].as_array().map(Vec::len) == Some(100))
+                );
+                let ids: Vec<u64> = orders.iter().filter_map(|o| o["id"].as_u64()).collect();
+                assert!(ids.windows(2).all(|w| w[0] < w[1]), "orders out of order");
+            }
+        });
     }
 }

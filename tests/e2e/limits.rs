@@ -43,50 +43,6 @@ fn client(porto: &Porto, name: &str) -> Client {
 }
 
 #[test]
-fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
-    // The loops get 5 s, so a control that is served while they loop is
-    // told apart from one served after them even on a loaded machine.
-    let mut compose = fixture_compose(&[("spin", ""), ("ok", "")]);
-    compose["services"]["spin"]["x-porto"]["request_timeout_ms"] = 5000.into();
-    let porto = Porto::start(&compose);
-    let spin = client(&porto, "spin");
-    let ok = client(&porto, "ok");
-    // One more looping guest than porto has workers, so whichever worker
-    // the control request lands on is busy with one.
-    let spinners = thread::available_parallelism().map_or(2, |n| n.get()) + 1;
-    thread::scope(|scope| {
-        let spinning: Vec<_> = (0..spinners)
-            .map(|_| {
-                let spin = spin.clone();
-                scope.spawn(move || {
-                    let reply = spin.get("/");
-                    (reply, Instant::now())
-                })
-            })
-            .collect();
-        // Every worker is busy with a looping guest; the control must still
-        // be served, not queued behind them until they time out.
-        porto.wait_for_in_flight("spin", spinners);
-        assert_eq!(ok.get("/").status, 200);
-        let control_done = Instant::now();
-        for handle in spinning {
-            let (reply, done) = handle.join().expect("thread");
-            assert_eq!(
-                (reply.status, reply.error_code().as_str()),
-                (504, "timeout"),
-                "{}",
-                reply.body
-            );
-            assert!(
-                control_done < done,
-                "the control waited for the looping guests"
-            );
-        }
-    });
-    assert_eq!(ok.get("/").status, 200);
-}
-
-#[test]
 fn unbounded_allocation_traps_with_500() {
     let porto = fixture_stack();
     let reply = client(&porto, "hog").get("/");
@@ -158,32 +114,6 @@ fn bodies_are_limited_to_1_mib_by_default() {
     assert!(answer.contains("payload_too_large"), "{answer}");
 }
 
-/// The documented default request timeout (30 s) for a service that sets
-/// none: a guest still working at 30 s is cut off with 504.
-#[test]
-fn requests_time_out_after_30_s_by_default() {
-    let porto = Porto::start(&fixtures_compose(&[("slow", "slow", "")]));
-    // The test client gives up at 30 s itself: a raw exchange waits longer.
-    let address = porto.url("slow").trim_start_matches("http://").to_string();
-    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let started = Instant::now();
-    stream
-        .write_all(b"GET /?ms=40000 HTTP/1.1\r\nhost: slow\r\nconnection: close\r\n\r\n")
-        .expect("send");
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    let took = started.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
-    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
-    assert!(
-        took >= Duration::from_millis(29_500) && took < Duration::from_secs(38),
-        "cut off after {took:?}"
-    );
-}
-
 #[test]
 fn traps_and_panics_are_500_json() {
     let porto = fixture_stack();
@@ -202,143 +132,6 @@ fn traps_and_panics_are_500_json() {
         );
     }
     assert_eq!(client(&porto, "ok").get("/").status, 200);
-}
-
-#[test]
-fn a_stalled_guest_times_out_with_504() {
-    let porto = fixture_stack();
-    let started = Instant::now();
-    let reply = client(&porto, "sleep").get("/");
-    assert_eq!(
-        (reply.status, reply.error_code().as_str()),
-        (504, "timeout"),
-        "{}",
-        reply.body
-    );
-    assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 5));
-}
-
-#[test]
-fn excess_requests_wait_briefly_for_a_slot_in_turn() {
-    let porto = Porto::start(&fixture_compose(&[("slow", ", max_concurrency: 1")]));
-    let slow = client(&porto, "slow");
-    let started = Instant::now();
-    let statuses: Vec<u16> = thread::scope(|scope| {
-        let requests: Vec<_> = (0..3)
-            .map(|_| {
-                let slow = slow.clone();
-                scope.spawn(move || slow.get("/?ms=250").status)
-            })
-            .collect();
-        requests
-            .into_iter()
-            .map(|r| r.join().expect("thread"))
-            .collect()
-    });
-    // One instance at a time, each request waiting its turn, none refused.
-    assert_eq!(statuses, [200, 200, 200]);
-    assert!(
-        started.elapsed() >= Duration::from_millis(750),
-        "{:?}",
-        started.elapsed()
-    );
-}
-
-#[test]
-fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
-    let porto = Porto::start_logging(&fixture_compose(&[("sleep", ", max_concurrency: 2")]), &[]);
-    let sleep = client(&porto, "sleep");
-    const REFUSED: usize = 30;
-    thread::scope(|scope| {
-        let held: Vec<_> = (0..2)
-            .map(|_| {
-                let sleep = sleep.clone();
-                scope.spawn(move || sleep.get("/"))
-            })
-            .collect();
-        // Once both hold the two slots, the rest find none free within
-        // their wait, as the two run to their timeout.
-        porto.wait_for_in_flight("sleep", 2);
-        let refused: Vec<_> = (0..REFUSED)
-            .map(|_| {
-                let sleep = sleep.clone();
-                scope.spawn(move || sleep.get("/"))
-            })
-            .collect();
-        for refused in refused {
-            let refused = refused.join().expect("thread");
-            assert_eq!(refused.status, 503, "{}", refused.body);
-            assert_eq!(refused.error_code(), "overloaded");
-            assert_eq!(refused.header("retry-after"), Some("1"));
-        }
-        for handle in held {
-            assert_eq!(handle.join().expect("thread").status, 504);
-        }
-    });
-    assert_eq!(
-        value(
-            &porto.metrics(),
-            "porto_requests_shed_total{service=\"sleep\",reason=\"max_concurrency\"}"
-        ),
-        REFUSED as f64
-    );
-    // One report of the shedding, not a line per refused request.
-    let log = porto.log();
-    let reports = log.lines().filter(|l| l.contains("shedding load")).count();
-    assert_eq!(reports, 1, "{log}");
-    assert!(log.lines().count() < 10, "{log}");
-}
-
-/// The instance pool is porto's, shared by every service: once it is full
-/// a request to any service is 503 `overloaded`, counted as shed by the
-/// pool, though each service is far below its own `max_concurrency`; and
-/// serving resumes when instances end.
-#[test]
-fn a_full_instance_pool_is_503_overloaded_for_every_service() {
-    let porto = Porto::start_with_flags(
-        &fixture_compose(&[("sleep", ", max_concurrency: 50"), ("ok", "")]),
-        &["--instance-pool", "2"],
-    );
-    let sleep = client(&porto, "sleep");
-    let ok = client(&porto, "ok");
-    assert_eq!(ok.get("/").status, 200, "one instance at a time fits");
-    thread::scope(|scope| {
-        let held: Vec<_> = (0..2)
-            .map(|_| {
-                let sleep = sleep.clone();
-                scope.spawn(move || sleep.get("/"))
-            })
-            .collect();
-        porto.wait_for_in_flight("sleep", 2);
-        // In flight is counted just before the instance is taken from the
-        // pool: poll until the pool is seen full.
-        let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS / 2);
-        let refused = loop {
-            let reply = ok.get("/");
-            if reply.status != 200 || Instant::now() > deadline {
-                break reply;
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(refused.status, 503, "{}", refused.body);
-        assert_eq!(refused.error_code(), "overloaded");
-        assert_eq!(refused.header("retry-after"), Some("1"));
-        let third = sleep.get("/");
-        assert_eq!(
-            (third.status, third.error_code().as_str()),
-            (503, "overloaded")
-        );
-        for handle in held {
-            assert_eq!(handle.join().expect("thread").status, 504);
-        }
-    });
-    assert_eq!(ok.get("/").status, 200, "instances came back to the pool");
-    let metrics = porto.metrics();
-    for service in ["ok", "sleep"] {
-        let series =
-            format!("porto_requests_shed_total{{service=\"{service}\",reason=\"instance_pool\"}}");
-        assert!(value(&metrics, &series) >= 1.0, "{series}");
-    }
 }
 
 #[test]
@@ -416,75 +209,290 @@ fn guests_cannot_reach_files_sockets_or_the_host_environment() {
     );
 }
 
-#[test]
-fn sigterm_drains_in_flight_requests_and_exits_0() {
-    // Requests long enough to be surely running while the drain is looked at.
-    let mut compose = fixture_compose(&[("slow", "")]);
-    compose["services"]["slow"]["x-porto"]["request_timeout_ms"] = 10_000.into();
-    let mut porto = Porto::start(&compose);
-    let slow = client(&porto, "slow");
-    let address = porto.url("slow").trim_start_matches("http://").to_string();
-    thread::scope(|scope| {
-        let in_flight: Vec<_> = (0..3)
-            .map(|_| {
-                let slow = slow.clone();
-                scope.spawn(move || slow.get("/?ms=3000"))
-            })
-            .collect();
-        porto.wait_for_in_flight("slow", 3);
-        porto.terminate();
-        // While those finish, nobody new gets in.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        while std::net::TcpStream::connect(&address).is_ok() {
-            assert!(
-                Instant::now() < deadline,
-                "still accepting connections 500 ms into the drain"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-        assert!(
-            in_flight.iter().all(|h| !h.is_finished()),
-            "the in-flight requests ended before the listener closed"
-        );
-        let status = porto
-            .wait_exit(Duration::from_secs(30))
-            .expect("porto did not exit after SIGTERM");
-        assert!(status.success(), "exit status {status:?}");
-        for handle in in_flight {
-            let reply = handle.join().expect("thread");
-            assert_eq!(
-                reply.status, 200,
-                "an in-flight request was dropped: {}",
-                reply.body
-            );
-        }
-    });
-}
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
 
-/// `--drain-timeout`: a request that outstays it is cut off and porto
-/// exits at the timeout, not when the request would have finished.
-#[test]
-fn the_drain_timeout_cuts_off_a_request_that_overstays() {
-    let compose = fixtures_compose(&[("slow", "slow", ", request_timeout_ms: 30000")]);
-    let mut porto = Porto::start_with_flags(&compose, &["--drain-timeout", "1"]);
-    let client = client(&porto, "slow");
-    thread::scope(|scope| {
-        let overstaying = scope.spawn(move || client.try_send("GET", "/?ms=20000", &[], None));
-        porto.wait_for_in_flight("slow", 1);
-        let asked = Instant::now();
-        porto.terminate();
-        let status = porto
-            .wait_exit(Duration::from_secs(10))
-            .expect("porto did not exit at its drain timeout");
-        let took = asked.elapsed();
-        assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-            "exited {took:?} after SIGTERM with a 1 s drain timeout"
+    #[test]
+    fn excess_concurrency_is_503_with_retry_after_counted_not_logged_per_request() {
+        let porto =
+            Porto::start_logging(&fixture_compose(&[("sleep", ", max_concurrency: 2")]), &[]);
+        let sleep = client(&porto, "sleep");
+        const REFUSED: usize = 30;
+        thread::scope(|scope| {
+            let held: Vec<_> = (0..2)
+                .map(|_| {
+                    let sleep = sleep.clone();
+                    scope.spawn(move || sleep.get("/"))
+                })
+                .collect();
+            // Once both hold the two slots, the rest find none free within
+            // their wait, as the two run to their timeout.
+            porto.wait_for_in_flight("sleep", 2);
+            let refused: Vec<_> = (0..REFUSED)
+                .map(|_| {
+                    let sleep = sleep.clone();
+                    scope.spawn(move || sleep.get("/"))
+                })
+                .collect();
+            for refused in refused {
+                let refused = refused.join().expect("thread");
+                assert_eq!(refused.status, 503, "{}", refused.body);
+                assert_eq!(refused.error_code(), "overloaded");
+                assert_eq!(refused.header("retry-after"), Some("1"));
+            }
+            for handle in held {
+                assert_eq!(handle.join().expect("thread").status, 504);
+            }
+        });
+        assert_eq!(
+            value(
+                &porto.metrics(),
+                "porto_requests_shed_total{service=\"sleep\",reason=\"max_concurrency\"}"
+            ),
+            REFUSED as f64
         );
-        assert!(status.success(), "exit status {status:?}");
-        match overstaying.join().expect("thread") {
-            Ok(reply) => assert_ne!(reply.status, 200, "{}", reply.body),
-            Err(closed) => eprintln!("overstaying request cut off: {closed}"),
+        // One report of the shedding, not a line per refused request.
+        let log = porto.log();
+        let reports = log.lines().filter(|l| l.contains("shedding load")).count();
+        assert_eq!(reports, 1, "{log}");
+        assert!(log.lines().count() < 10, "{log}");
+    }
+
+    #[test]
+    fn excess_requests_wait_briefly_for_a_slot_in_turn() {
+        let porto = Porto::start(&fixture_compose(&[("slow", ", max_concurrency: 1")]));
+        let slow = client(&porto, "slow");
+        let started = Instant::now();
+        let statuses: Vec<u16> = thread::scope(|scope| {
+            let requests: Vec<_> = (0..3)
+                .map(|_| {
+                    let slow = slow.clone();
+                    scope.spawn(move || slow.get("/?ms=250").status)
+                })
+                .collect();
+            requests
+                .into_iter()
+                .map(|r| r.join().expect("thread"))
+                .collect()
+        });
+        // One instance at a time, each request waiting its turn, none refused.
+        assert_eq!(statuses, [200, 200, 200]);
+        assert!(
+            started.elapsed() >= Duration::from_millis(750),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// The instance pool is porto's, shared by every service: once it is full
+    /// a request to any service is 503 `overloaded`, counted as shed by the
+    /// pool, though each service is far below its own `max_concurrency`; and
+    /// serving resumes when instances end.
+    #[test]
+    fn a_full_instance_pool_is_503_overloaded_for_every_service() {
+        let porto = Porto::start_with_flags(
+            &fixture_compose(&[("sleep", ", max_concurrency: 50"), ("ok", "")]),
+            &["--instance-pool", "2"],
+        );
+        let sleep = client(&porto, "sleep");
+        let ok = client(&porto, "ok");
+        assert_eq!(ok.get("/").status, 200, "one instance at a time fits");
+        thread::scope(|scope| {
+            let held: Vec<_> = (0..2)
+                .map(|_| {
+                    let sleep = sleep.clone();
+                    scope.spawn(move || sleep.get("/"))
+                })
+                .collect();
+            porto.wait_for_in_flight("sleep", 2);
+            // In flight is counted just before the instance is taken from the
+            // pool: poll until the pool is seen full.
+            let deadline = Instant::now() + Duration::from_millis(TIMEOUT_MS / 2);
+            let refused = loop {
+                let reply = ok.get("/");
+                if reply.status != 200 || Instant::now() > deadline {
+                    break reply;
+                }
+                thread::sleep(Duration::from_millis(10));
+            };
+            assert_eq!(refused.status, 503, "{}", refused.body);
+            assert_eq!(refused.error_code(), "overloaded");
+            assert_eq!(refused.header("retry-after"), Some("1"));
+            let third = sleep.get("/");
+            assert_eq!(
+                (third.status, third.error_code().as_str()),
+                (503, "overloaded")
+            );
+            for handle in held {
+                assert_eq!(handle.join().expect("thread").status, 504);
+            }
+        });
+        assert_eq!(ok.get("/").status, 200, "instances came back to the pool");
+        let metrics = porto.metrics();
+        for service in ["ok", "sleep"] {
+            let series = format!(
+                "porto_requests_shed_total{{service=\"{service}\",reason=\"instance_pool\"}}"
+            );
+            assert!(value(&metrics, &series) >= 1.0, "{series}");
         }
-    });
+    }
+
+    #[test]
+    fn sigterm_drains_in_flight_requests_and_exits_0() {
+        // Requests long enough to be surely running while the drain is looked at.
+        let mut compose = fixture_compose(&[("slow", "")]);
+        compose["services"]["slow"]["x-porto"]["request_timeout_ms"] = 10_000.into();
+        let mut porto = Porto::start(&compose);
+        let slow = client(&porto, "slow");
+        let address = porto.url("slow").trim_start_matches("http://").to_string();
+        thread::scope(|scope| {
+            let in_flight: Vec<_> = (0..3)
+                .map(|_| {
+                    let slow = slow.clone();
+                    scope.spawn(move || slow.get("/?ms=3000"))
+                })
+                .collect();
+            porto.wait_for_in_flight("slow", 3);
+            porto.terminate();
+            // While those finish, nobody new gets in.
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while std::net::TcpStream::connect(&address).is_ok() {
+                assert!(
+                    Instant::now() < deadline,
+                    "still accepting connections 500 ms into the drain"
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+            assert!(
+                in_flight.iter().all(|h| !h.is_finished()),
+                "the in-flight requests ended before the listener closed"
+            );
+            let status = porto
+                .wait_exit(Duration::from_secs(30))
+                .expect("porto did not exit after SIGTERM");
+            assert!(status.success(), "exit status {status:?}");
+            for handle in in_flight {
+                let reply = handle.join().expect("thread");
+                assert_eq!(
+                    reply.status, 200,
+                    "an in-flight request was dropped: {}",
+                    reply.body
+                );
+            }
+        });
+    }
+
+    /// `--drain-timeout`: a request that outstays it is cut off and porto
+    /// exits at the timeout, not when the request would have finished.
+    #[test]
+    fn the_drain_timeout_cuts_off_a_request_that_overstays() {
+        let compose = fixtures_compose(&[("slow", "slow", ", request_timeout_ms: 30000")]);
+        let mut porto = Porto::start_with_flags(&compose, &["--drain-timeout", "1"]);
+        let client = client(&porto, "slow");
+        thread::scope(|scope| {
+            let overstaying = scope.spawn(move || client.try_send("GET", "/?ms=20000", &[], None));
+            porto.wait_for_in_flight("slow", 1);
+            let asked = Instant::now();
+            porto.terminate();
+            let status = porto
+                .wait_exit(Duration::from_secs(10))
+                .expect("porto did not exit at its drain timeout");
+            let took = asked.elapsed();
+            assert!(
+                took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+                "exited {took:?} after SIGTERM with a 1 s drain timeout"
+            );
+            assert!(status.success(), "exit status {status:?}");
+            match overstaying.join().expect("thread") {
+                Ok(reply) => assert_ne!(reply.status, 200, "{}", reply.body),
+                Err(closed) => eprintln!("overstaying request cut off: {closed}"),
+            }
+        });
+    }
+
+    #[test]
+    fn an_endless_loop_is_stopped_with_504_while_others_are_served() {
+        // The loops get 5 s, so a control that is served while they loop is
+        // told apart from one served after them even on a loaded machine.
+        let mut compose = fixture_compose(&[("spin", ""), ("ok", "")]);
+        compose["services"]["spin"]["x-porto"]["request_timeout_ms"] = 5000.into();
+        let porto = Porto::start(&compose);
+        let spin = client(&porto, "spin");
+        let ok = client(&porto, "ok");
+        // One more looping guest than porto has workers, so whichever worker
+        // the control request lands on is busy with one.
+        let spinners = thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+        thread::scope(|scope| {
+            let spinning: Vec<_> = (0..spinners)
+                .map(|_| {
+                    let spin = spin.clone();
+                    scope.spawn(move || {
+                        let reply = spin.get("/");
+                        (reply, Instant::now())
+                    })
+                })
+                .collect();
+            // Every worker is busy with a looping guest; the control must still
+            // be served, not queued behind them until they time out.
+            porto.wait_for_in_flight("spin", spinners);
+            assert_eq!(ok.get("/").status, 200);
+            let control_done = Instant::now();
+            for handle in spinning {
+                let (reply, done) = handle.join().expect("thread");
+                assert_eq!(
+                    (reply.status, reply.error_code().as_str()),
+                    (504, "timeout"),
+                    "{}",
+                    reply.body
+                );
+                assert!(
+                    control_done < done,
+                    "the control waited for the looping guests"
+                );
+            }
+        });
+        assert_eq!(ok.get("/").status, 200);
+    }
+
+    /// The documented default request timeout (30 s) for a service that sets
+    /// none: a guest still working at 30 s is cut off with 504.
+    #[test]
+    fn requests_time_out_after_30_s_by_default() {
+        let porto = Porto::start(&fixtures_compose(&[("slow", "slow", "")]));
+        // The test client gives up at 30 s itself: a raw exchange waits longer.
+        let address = porto.url("slow").trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let started = Instant::now();
+        stream
+            .write_all(b"GET /?ms=40000 HTTP/1.1\r\nhost: slow\r\nconnection: close\r\n\r\n")
+            .expect("send");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+        assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+        assert!(
+            took >= Duration::from_millis(29_500) && took < Duration::from_secs(38),
+            "cut off after {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_stalled_guest_times_out_with_504() {
+        let porto = fixture_stack();
+        let started = Instant::now();
+        let reply = client(&porto, "sleep").get("/");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (504, "timeout"),
+            "{}",
+            reply.body
+        );
+        assert!(started.elapsed() < Duration::from_millis(TIMEOUT_MS * 5));
+    }
 }

@@ -2,6 +2,20 @@
 //!
 //! One test binary with a module per area, as wasmtime does, so the link
 //! step happens once.
+//!
+//! Tests that would fail, or make others fail, when the machine is busy
+//! sit in a module named `alone` inside their area: those with a bound in
+//! wall-clock time or resident memory (timeouts, drains, slot waits, idle
+//! expiry, RSS ceilings), those that load every core (bursts, spinning
+//! guests, a thousand instances, containerd), and those that compile
+//! (`porto new`'s scaffold, `porto up --watch`). `make e2e` runs the rest
+//! in parallel first (`-- --skip ::alone::`), then the `alone` tests one
+//! at a time with nothing beside them (`-- ::alone:: --test-threads=1`).
+//! Nothing compiles during either phase: `make test-build` first builds
+//! everything the tests run, with the commands the tests use (the porto
+//! binary, the shim, the fixtures, the components), so the tests find
+//! them fresh. A new test whose outcome depends on time or load goes in
+//! its area's `alone` module.
 
 mod harness;
 

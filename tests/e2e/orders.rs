@@ -191,58 +191,6 @@ fn idempotency_key_replays_the_first_response() {
     assert_eq!(post("retry-me", &order_for(999).to_string()).status, 422);
 }
 
-/// While the first request with a key is still running (held here by a
-/// user-service that takes 3 s to answer), a repeat of it is 409
-/// `idempotency_in_progress` with `Retry-After`, not a second order; the
-/// same key with another body is still `idempotency_key_reused`.
-#[test]
-fn a_repeat_while_the_first_is_running_is_409_in_progress() {
-    let mut compose = crate::harness::stack();
-    let users = &mut compose["services"]["user-service"];
-    users["x-porto"]["component"] = crate::harness::fixtures()["slow"]
-        .display()
-        .to_string()
-        .into();
-    users["environment"] = serde_yaml_ng::from_str("{DELAY_MS: '3000'}").expect("yaml");
-    let porto = Porto::start(&compose);
-    let orders = Client::new(porto.url("order-service"));
-    let post = |body: &Value| {
-        orders.send(
-            "POST",
-            "/orders",
-            &[
-                ("content-type", "application/json"),
-                ("idempotency-key", "held"),
-            ],
-            Some(&body.to_string()),
-        )
-    };
-    std::thread::scope(|scope| {
-        let first = scope.spawn(|| post(&order_for(1)));
-        // The key is claimed before the user is looked up, so once the
-        // user-service has the lookup the first request holds the key.
-        porto.wait_for_in_flight("user-service", 1);
-        let repeat = post(&order_for(1));
-        assert_eq!(
-            (repeat.status, repeat.error_code().as_str()),
-            (409, "idempotency_in_progress"),
-            "{}",
-            repeat.body
-        );
-        assert_eq!(repeat.header("retry-after"), Some("1"));
-        let other = post(&order_for(2));
-        assert_eq!(
-            (other.status, other.error_code().as_str()),
-            (422, "idempotency_key_reused"),
-            "{}",
-            other.body
-        );
-        // The stand-in answers 200 to any lookup, so the first is made.
-        let first = first.join().expect("thread");
-        assert_eq!(first.status, 201, "{}", first.body);
-    });
-}
-
 #[test]
 fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     let porto = Porto::start_default();
@@ -266,4 +214,62 @@ fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
         Some(0),
         "no order was created"
     );
+}
+
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// While the first request with a key is still running (held here by a
+    /// user-service that takes 3 s to answer), a repeat of it is 409
+    /// `idempotency_in_progress` with `Retry-After`, not a second order; the
+    /// same key with another body is still `idempotency_key_reused`.
+    #[test]
+    fn a_repeat_while_the_first_is_running_is_409_in_progress() {
+        let mut compose = crate::harness::stack();
+        let users = &mut compose["services"]["user-service"];
+        users["x-porto"]["component"] = crate::harness::fixtures()["slow"]
+            .display()
+            .to_string()
+            .into();
+        users["environment"] = serde_yaml_ng::from_str("{DELAY_MS: '3000'}").expect("yaml");
+        let porto = Porto::start(&compose);
+        let orders = Client::new(porto.url("order-service"));
+        let post = |body: &Value| {
+            orders.send(
+                "POST",
+                "/orders",
+                &[
+                    ("content-type", "application/json"),
+                    ("idempotency-key", "held"),
+                ],
+                Some(&body.to_string()),
+            )
+        };
+        std::thread::scope(|scope| {
+            let first = scope.spawn(|| post(&order_for(1)));
+            // The key is claimed before the user is looked up, so once the
+            // user-service has the lookup the first request holds the key.
+            porto.wait_for_in_flight("user-service", 1);
+            let repeat = post(&order_for(1));
+            assert_eq!(
+                (repeat.status, repeat.error_code().as_str()),
+                (409, "idempotency_in_progress"),
+                "{}",
+                repeat.body
+            );
+            assert_eq!(repeat.header("retry-after"), Some("1"));
+            let other = post(&order_for(2));
+            assert_eq!(
+                (other.status, other.error_code().as_str()),
+                (422, "idempotency_key_reused"),
+                "{}",
+                other.body
+            );
+            // The stand-in answers 200 to any lookup, so the first is made.
+            let first = first.join().expect("thread");
+            assert_eq!(first.status, 201, "{}", first.body);
+        });
+    }
 }

@@ -75,37 +75,6 @@ fn a_reused_instance_serves_requests_in_turn_up_to_the_cap() {
     );
 }
 
-/// Each request gets the whole timeout again, waiting or computing: four
-/// requests of 60 % of it in a row on one instance all answer, where one
-/// deadline carried over would cut the second off. A request that runs out
-/// of time is 504 and its instance is not kept.
-#[test]
-fn deadlines_are_per_request() {
-    let porto = counter(", max_instance_reuse: 100, request_timeout_ms: 1000");
-    let client = Client::new(porto.url("counter"));
-    let served: Vec<u64> = (0..4).map(|_| count(&client, "/?busy=600")).collect();
-    assert_eq!(served, [1, 2, 3, 4]);
-    let served: Vec<u64> = (0..4).map(|_| count(&client, "/?ms=600")).collect();
-    assert_eq!(served, [5, 6, 7, 8]);
-    assert_eq!(client.get("/?spin").status, 504);
-    assert_eq!(
-        count(&client, "/"),
-        1,
-        "the interrupted instance was dropped"
-    );
-    assert_eq!(retired(&porto, "failed"), 1.0);
-}
-
-#[test]
-fn an_idle_instance_is_dropped_after_the_idle_timeout() {
-    let porto = counter(", max_instance_reuse: 100, reuse_idle_timeout_ms: 300");
-    let client = Client::new(porto.url("counter"));
-    assert_eq!(counts(&client, 2), [1, 2]);
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(retired(&porto, "idle"), 1.0, "dropped while nothing came");
-    assert_eq!(count(&client, "/"), 1);
-}
-
 /// Memory a guest keeps in its globals stays with the instance; once it
 /// has grown past `reuse_max_memory_mib` the instance is not kept.
 #[test]
@@ -220,5 +189,42 @@ fn the_stack_serves_the_same_api_with_reuse_on() {
             &format!("porto_instance_reuses_total{{service=\"{service}\"}}"),
         );
         assert!(reused > 0.0, "{service} reused no instance");
+    }
+}
+
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// Each request gets the whole timeout again, waiting or computing: four
+    /// requests of 60 % of it in a row on one instance all answer, where one
+    /// deadline carried over would cut the second off. A request that runs out
+    /// of time is 504 and its instance is not kept.
+    #[test]
+    fn deadlines_are_per_request() {
+        let porto = counter(", max_instance_reuse: 100, request_timeout_ms: 1000");
+        let client = Client::new(porto.url("counter"));
+        let served: Vec<u64> = (0..4).map(|_| count(&client, "/?busy=600")).collect();
+        assert_eq!(served, [1, 2, 3, 4]);
+        let served: Vec<u64> = (0..4).map(|_| count(&client, "/?ms=600")).collect();
+        assert_eq!(served, [5, 6, 7, 8]);
+        assert_eq!(client.get("/?spin").status, 504);
+        assert_eq!(
+            count(&client, "/"),
+            1,
+            "the interrupted instance was dropped"
+        );
+        assert_eq!(retired(&porto, "failed"), 1.0);
+    }
+
+    #[test]
+    fn an_idle_instance_is_dropped_after_the_idle_timeout() {
+        let porto = counter(", max_instance_reuse: 100, reuse_idle_timeout_ms: 300");
+        let client = Client::new(porto.url("counter"));
+        assert_eq!(counts(&client, 2), [1, 2]);
+        std::thread::sleep(Duration::from_millis(1200));
+        assert_eq!(retired(&porto, "idle"), 1.0, "dropped while nothing came");
+        assert_eq!(count(&client, "/"), 1);
     }
 }

@@ -247,47 +247,6 @@ impl Drop for OwnRedis {
     }
 }
 
-/// Redis stopped and started again: requests are 503 `store_unavailable`
-/// at once, health says so, and service resumes (on a fresh, reseeded
-/// store: this Redis keeps nothing).
-#[test]
-fn redis_outage_is_a_fast_503_and_service_resumes() {
-    let mut redis = OwnRedis::start();
-    let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
-    outage_is_a_fast_503_and_service_resumes(&porto, |up| {
-        if up {
-            redis.restart();
-        } else {
-            redis.stop();
-        }
-    });
-}
-
-/// PostgreSQL going down (every connection cut, new ones closed) and
-/// coming back: the same fast 503s, and afterwards what was written before
-/// the outage is still there and writes work again.
-#[test]
-fn postgres_outage_is_a_fast_503_and_service_resumes() {
-    let relay = Relay::to("127.0.0.1:5432");
-    let porto = Porto::start_with_kv(&relay.postgres_url());
-    let api = porto.gateway();
-    let before = api.post_json(
-        "/api/users",
-        &json!({"name": "Before Outage", "email": "before@example.com"}),
-    );
-    assert_eq!(before.status, 201, "{}", before.body);
-    outage_is_a_fast_503_and_service_resumes(&porto, |up| {
-        relay.set(if up { PASSING } else { DOWN })
-    });
-    let id = before.json()["id"].as_u64().expect("id");
-    assert_eq!(api.get(&format!("/api/users/{id}")).json(), before.json());
-    let after = api.post_json(
-        "/api/users",
-        &json!({"name": "After Outage", "email": "after@example.com"}),
-    );
-    assert_eq!(after.status, 201, "{}", after.body);
-}
-
 /// Takes the store down (`set_up(false)`) and up again (`set_up(true)`).
 fn outage_is_a_fast_503_and_service_resumes(porto: &Porto, mut set_up: impl FnMut(bool)) {
     let api = porto.gateway();
@@ -332,56 +291,6 @@ fn outage_is_a_fast_503_and_service_resumes(porto: &Porto, mut set_up: impl FnMu
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(users.get("/healthz").status, 200);
-}
-
-/// `x-porto.kv_pool_size` bounds porto's connections to the store: 32
-/// clients reading at once never have more than that many open through
-/// the relay that stands in for PostgreSQL.
-#[test]
-fn kv_pool_size_bounds_the_connections_to_the_store() {
-    const POOL: usize = 3;
-    let relay = Relay::to("127.0.0.1:5432");
-    let mut compose = stack();
-    compose["x-porto"] = serde_yaml_ng::from_str(&format!(
-        "{{kv: '{}', kv_pool_size: {POOL}}}",
-        relay.postgres_url()
-    ))
-    .expect("yaml");
-    let porto = Porto::start(&compose);
-    let users = Client::new(porto.url("user-service"));
-    thread::scope(|scope| {
-        for _ in 0..32 {
-            let users = users.clone();
-            scope.spawn(move || {
-                for _ in 0..40 {
-                    assert_eq!(users.get("/users?limit=100").status, 200);
-                }
-            });
-        }
-    });
-    let peak = relay.peak_open();
-    assert!(
-        (1..=POOL).contains(&peak),
-        "{peak} connections open at once with kv_pool_size {POOL}"
-    );
-}
-
-/// A store that accepts and never answers, which a refused connection does
-/// not exercise: the request is 503 within the 2 s every key-value
-/// operation is allowed (README), not hung until the request timeout, and
-/// service resumes when the store does. (With Redis, the client library's
-/// own timeouts end the wait first, at about 1.5 s.)
-#[test]
-fn a_store_that_never_answers_is_a_503_by_the_deadline() {
-    let redis = OwnRedis::start();
-    let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
-    let waited = frozen_store_is_a_503_then_resumes(&porto, |frozen| redis.freeze(frozen));
-    // Only a timeout ends a wait on a frozen server (slack for a loaded
-    // machine; the request timeout is 30 s).
-    assert!(
-        waited < KV_DEADLINE * 2,
-        "answered after {waited:?}, long past the {KV_DEADLINE:?} deadline"
-    );
 }
 
 /// A TCP relay to a store, standing in for the store's server: it can
@@ -482,21 +391,6 @@ fn pass_on(mut from: TcpStream, mut to: TcpStream, connection: &RelayedConnectio
     let _ = from.shutdown(std::net::Shutdown::Both);
 }
 
-/// porto's own deadline on a key-value operation (2 s, README): against a
-/// PostgreSQL that stops answering mid-connection, a request is 503
-/// `store_unavailable` at the deadline, not held until its 30 s timeout,
-/// and service resumes once the server answers again.
-#[test]
-fn porto_gives_a_silent_store_2_s_per_operation() {
-    let relay = Relay::to("127.0.0.1:5432");
-    let porto = Porto::start_with_kv(&relay.postgres_url());
-    let waited = frozen_store_is_a_503_then_resumes(&porto, |frozen| relay.freeze(frozen));
-    assert!(
-        waited >= KV_DEADLINE - Duration::from_millis(50) && waited < KV_DEADLINE * 2,
-        "answered after {waited:?}, not at the {KV_DEADLINE:?} deadline"
-    );
-}
-
 /// The store's credentials stay with porto: a guest's environment is empty
 /// (it reaches the store only through `wasi:keyvalue`), and the password
 /// shows nowhere porto reports: start-up lines, log, `/status`, `/metrics`.
@@ -560,4 +454,116 @@ fn frozen_store_is_a_503_then_resumes(porto: &Porto, freeze: impl Fn(bool)) -> D
         thread::sleep(Duration::from_millis(100));
     }
     waited
+}
+
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// `x-porto.kv_pool_size` bounds porto's connections to the store: 32
+    /// clients reading at once never have more than that many open through
+    /// the relay that stands in for PostgreSQL.
+    #[test]
+    fn kv_pool_size_bounds_the_connections_to_the_store() {
+        const POOL: usize = 3;
+        let relay = Relay::to("127.0.0.1:5432");
+        let mut compose = stack();
+        compose["x-porto"] = serde_yaml_ng::from_str(&format!(
+            "{{kv: '{}', kv_pool_size: {POOL}}}",
+            relay.postgres_url()
+        ))
+        .expect("yaml");
+        let porto = Porto::start(&compose);
+        let users = Client::new(porto.url("user-service"));
+        thread::scope(|scope| {
+            for _ in 0..32 {
+                let users = users.clone();
+                scope.spawn(move || {
+                    for _ in 0..40 {
+                        assert_eq!(users.get("/users?limit=100").status, 200);
+                    }
+                });
+            }
+        });
+        let peak = relay.peak_open();
+        assert!(
+            (1..=POOL).contains(&peak),
+            "{peak} connections open at once with kv_pool_size {POOL}"
+        );
+    }
+
+    /// porto's own deadline on a key-value operation (2 s, README): against a
+    /// PostgreSQL that stops answering mid-connection, a request is 503
+    /// `store_unavailable` at the deadline, not held until its 30 s timeout,
+    /// and service resumes once the server answers again.
+    #[test]
+    fn porto_gives_a_silent_store_2_s_per_operation() {
+        let relay = Relay::to("127.0.0.1:5432");
+        let porto = Porto::start_with_kv(&relay.postgres_url());
+        let waited = frozen_store_is_a_503_then_resumes(&porto, |frozen| relay.freeze(frozen));
+        assert!(
+            waited >= KV_DEADLINE - Duration::from_millis(50) && waited < KV_DEADLINE * 2,
+            "answered after {waited:?}, not at the {KV_DEADLINE:?} deadline"
+        );
+    }
+
+    /// A store that accepts and never answers, which a refused connection does
+    /// not exercise: the request is 503 within the 2 s every key-value
+    /// operation is allowed (README), not hung until the request timeout, and
+    /// service resumes when the store does. (With Redis, the client library's
+    /// own timeouts end the wait first, at about 1.5 s.)
+    #[test]
+    fn a_store_that_never_answers_is_a_503_by_the_deadline() {
+        let redis = OwnRedis::start();
+        let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
+        let waited = frozen_store_is_a_503_then_resumes(&porto, |frozen| redis.freeze(frozen));
+        // Only a timeout ends a wait on a frozen server (slack for a loaded
+        // machine; the request timeout is 30 s).
+        assert!(
+            waited < KV_DEADLINE * 2,
+            "answered after {waited:?}, long past the {KV_DEADLINE:?} deadline"
+        );
+    }
+
+    /// Redis stopped and started again: requests are 503 `store_unavailable`
+    /// at once, health says so, and service resumes (on a fresh, reseeded
+    /// store: this Redis keeps nothing).
+    #[test]
+    fn redis_outage_is_a_fast_503_and_service_resumes() {
+        let mut redis = OwnRedis::start();
+        let porto = Porto::start_with_kv(&format!("redis://127.0.0.1:{}", redis.port));
+        outage_is_a_fast_503_and_service_resumes(&porto, |up| {
+            if up {
+                redis.restart();
+            } else {
+                redis.stop();
+            }
+        });
+    }
+
+    /// PostgreSQL going down (every connection cut, new ones closed) and
+    /// coming back: the same fast 503s, and afterwards what was written before
+    /// the outage is still there and writes work again.
+    #[test]
+    fn postgres_outage_is_a_fast_503_and_service_resumes() {
+        let relay = Relay::to("127.0.0.1:5432");
+        let porto = Porto::start_with_kv(&relay.postgres_url());
+        let api = porto.gateway();
+        let before = api.post_json(
+            "/api/users",
+            &json!({"name": "Before Outage", "email": "before@example.com"}),
+        );
+        assert_eq!(before.status, 201, "{}", before.body);
+        outage_is_a_fast_503_and_service_resumes(&porto, |up| {
+            relay.set(if up { PASSING } else { DOWN })
+        });
+        let id = before.json()["id"].as_u64().expect("id");
+        assert_eq!(api.get(&format!("/api/users/{id}")).json(), before.json());
+        let after = api.post_json(
+            "/api/users",
+            &json!({"name": "After Outage", "email": "after@example.com"}),
+        );
+        assert_eq!(after.status, 201, "{}", after.body);
+    }
 }

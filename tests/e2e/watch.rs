@@ -124,61 +124,69 @@ fn answer_becomes(client: &Client, expected: &str) {
     }
 }
 
-#[test]
-fn an_edited_service_is_rebuilt_and_swapped_in() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (gate, held_calls) = gate();
-    application(dir.path(), &gate);
-    let porto = Porto::start_unmodified_with_flags(&dir.path().join("compose.yaml"), &["--watch"]);
-    let client = Client::new(porto.url("watched"));
-    let other = Client::new(porto.url("other"));
-    answer_becomes(&client, "v1");
-    porto.wait_for_output("porto: watching", Duration::from_secs(10));
-    let other_digest = digest_of(&porto, "other");
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
 
-    let rebuilding = AtomicBool::new(true);
-    std::thread::scope(|scope| {
-        // A request inside the v1 instance until the gate opens, which
-        // outlasts the rebuild.
-        let on_v1 = scope
-            .spawn(|| Client::with_timeout(porto.url("watched"), BUILD_TIMEOUT * 2).get("/held"));
-        let held = held_calls
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the held request reached the gate");
-        // The other service has a request in flight all through the
-        // rebuild and the swap.
-        let on_other = scope.spawn(|| {
-            let mut served = 0;
-            let give_up = Instant::now() + BUILD_TIMEOUT * 2;
-            while rebuilding.load(Ordering::SeqCst) && Instant::now() < give_up {
-                let reply = other.get("/?ms=500");
-                assert_eq!(
-                    (reply.status, reply.body.as_str()),
-                    (200, "\"slow\""),
-                    "the other service during the rebuild"
-                );
-                served += 1;
-            }
-            served
+    #[test]
+    fn an_edited_service_is_rebuilt_and_swapped_in() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gate, held_calls) = gate();
+        application(dir.path(), &gate);
+        let porto =
+            Porto::start_unmodified_with_flags(&dir.path().join("compose.yaml"), &["--watch"]);
+        let client = Client::new(porto.url("watched"));
+        let other = Client::new(porto.url("other"));
+        answer_becomes(&client, "v1");
+        porto.wait_for_output("porto: watching", Duration::from_secs(10));
+        let other_digest = digest_of(&porto, "other");
+
+        let rebuilding = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            // A request inside the v1 instance until the gate opens, which
+            // outlasts the rebuild.
+            let on_v1 = scope.spawn(|| {
+                Client::with_timeout(porto.url("watched"), BUILD_TIMEOUT * 2).get("/held")
+            });
+            let held = held_calls
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the held request reached the gate");
+            // The other service has a request in flight all through the
+            // rebuild and the swap.
+            let on_other = scope.spawn(|| {
+                let mut served = 0;
+                let give_up = Instant::now() + BUILD_TIMEOUT * 2;
+                while rebuilding.load(Ordering::SeqCst) && Instant::now() < give_up {
+                    let reply = other.get("/?ms=500");
+                    assert_eq!(
+                        (reply.status, reply.body.as_str()),
+                        (200, "\"slow\""),
+                        "the other service during the rebuild"
+                    );
+                    served += 1;
+                }
+                served
+            });
+
+            write_guest(dir.path(), "v2");
+            answer_becomes(&client, "v2");
+            let line = porto.wait_for_output("porto: reloaded watched", Duration::from_secs(10));
+            assert!(line.contains("wasm sha256:"), "{line}");
+            open_gate(held);
+            let answer = on_v1.join().expect("thread");
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (200, "\"v1\""),
+                "the request in flight over the swap finished on v1"
+            );
+            rebuilding.store(false, Ordering::SeqCst);
+            assert!(on_other.join().expect("thread") > 0);
         });
+        assert_eq!(digest_of(&porto, "other"), other_digest, "other untouched");
 
-        write_guest(dir.path(), "v2");
+        std::fs::write(dir.path().join("src/lib.rs"), "this is not rust\n").expect("break lib.rs");
+        porto.wait_for_output("porto: rebuilding watched failed", BUILD_TIMEOUT);
         answer_becomes(&client, "v2");
-        let line = porto.wait_for_output("porto: reloaded watched", Duration::from_secs(10));
-        assert!(line.contains("wasm sha256:"), "{line}");
-        open_gate(held);
-        let answer = on_v1.join().expect("thread");
-        assert_eq!(
-            (answer.status, answer.body.as_str()),
-            (200, "\"v1\""),
-            "the request in flight over the swap finished on v1"
-        );
-        rebuilding.store(false, Ordering::SeqCst);
-        assert!(on_other.join().expect("thread") > 0);
-    });
-    assert_eq!(digest_of(&porto, "other"), other_digest, "other untouched");
-
-    std::fs::write(dir.path().join("src/lib.rs"), "this is not rust\n").expect("break lib.rs");
-    porto.wait_for_output("porto: rebuilding watched failed", BUILD_TIMEOUT);
-    answer_becomes(&client, "v2");
+    }
 }

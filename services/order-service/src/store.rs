@@ -4,8 +4,16 @@
 //! | --- | --- |
 //! | `order:{id}` | the [`Order`] |
 //! | `seq:order` | counter for ids |
-//! | `user-orders:{user_id}` | ascending ids of that user's orders (an id whose create died may have no order) |
+//! | `user-orders:{user_id}:{shard}` | ascending ids of that user's orders whose id is `shard` modulo [`USER_INDEX_SHARDS`] (an id whose create died may have no order) |
+//! | `user-orders:{user_id}` | the same for orders made before the index was sharded: read, never written |
 //! | `idem:{key}` | [`Idempotency`]: the request a key was first used with, and its outcome |
+//!
+//! A user's index is split in [`USER_INDEX_SHARDS`] records because each
+//! create updates it by CAS: with one record, concurrent creates for one
+//! user all raced for it and each lost once per rival (16 at once cost 8.9
+//! CAS attempts per create, each a commit; BENCHMARKS.md, hot user).
+//! Consecutive ids land in different shards, so concurrent creates rarely
+//! meet, and a listing reads every shard in one `get-many` and merges.
 //!
 //! An idempotency key is claimed with create-if-absent before anything is
 //! created, so of two concurrent requests with one key exactly one creates;
@@ -45,8 +53,28 @@ fn order_key(id: u64) -> String {
     format!("order:{id}")
 }
 
-fn user_orders_key(user_id: u64) -> String {
-    format!("user-orders:{user_id}")
+/// Records a user's order index is split into (by order id modulo this).
+pub const USER_INDEX_SHARDS: u64 = 16;
+
+fn user_orders_key(user_id: u64, order_id: u64) -> String {
+    format!("user-orders:{user_id}:{}", order_id % USER_INDEX_SHARDS)
+}
+
+/// Every record that may hold ids of `user_id`'s orders: the shards and
+/// the unsharded index of stores written before the split.
+fn user_index_keys(user_id: u64) -> Vec<String> {
+    (0..USER_INDEX_SHARDS)
+        .map(|shard| format!("user-orders:{user_id}:{shard}"))
+        .chain([format!("user-orders:{user_id}")])
+        .collect()
+}
+
+/// One ascending, duplicate-free list from the index records of a user.
+fn merge_index(records: Vec<Option<Vec<u64>>>) -> Vec<u64> {
+    let mut ids: Vec<u64> = records.into_iter().flatten().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 fn idempotency_key(key: &str) -> String {
@@ -113,14 +141,16 @@ impl Orders {
             created_at: now.clone(),
             updated_at: now,
         };
-        self.bucket
-            .update(&user_orders_key(order.user_id), |ids: Option<Vec<u64>>| {
+        self.bucket.update(
+            &user_orders_key(order.user_id, id),
+            |ids: Option<Vec<u64>>| {
                 let mut ids = ids.unwrap_or_default();
                 if let Err(at) = ids.binary_search(&id) {
                     ids.insert(at, id);
                 }
                 Ok(Update::Put(ids, ()))
-            })?;
+            },
+        )?;
         let mut writes = Writes::default().put(order_key(id), &order)?;
         if let Some((key, request)) = idempotency {
             writes = writes.put(
@@ -155,10 +185,7 @@ impl Orders {
         let fetch = |ids: &[u64]| self.bucket.get_by_ids(ids, order_key);
         match user_id {
             Some(user_id) => {
-                let ids: Vec<u64> = self
-                    .bucket
-                    .get(&user_orders_key(user_id))?
-                    .unwrap_or_default();
+                let ids = merge_index(self.bucket.get_many(&user_index_keys(user_id))?);
                 let after = ids.partition_point(|&id| id <= page.after);
                 collect_page(ids[after..].iter().copied(), page.limit, fetch, keep)
             }
@@ -254,6 +281,38 @@ mod tests {
         }
         // Latin-1 é, as a header byte that is not UTF-8.
         assert!(validate_idempotency_key(b"latin\xe9key").is_err());
+    }
+
+    #[test]
+    fn consecutive_ids_spread_over_every_shard() {
+        let keys: std::collections::BTreeSet<String> = (100..100 + USER_INDEX_SHARDS)
+            .map(|id| user_orders_key(7, id))
+            .collect();
+        assert_eq!(keys.len() as u64, USER_INDEX_SHARDS);
+        let all = user_index_keys(7);
+        assert!(
+            keys.iter().all(|k| all.contains(k)),
+            "{keys:?} not all read"
+        );
+        assert!(
+            all.contains(&"user-orders:7".to_string()),
+            "the unsharded index is read"
+        );
+        assert!(
+            !all.iter().any(|k| k.starts_with("user-orders:70")),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn index_records_merge_ascending_without_duplicates() {
+        let merged = merge_index(vec![
+            Some(vec![3, 19]),
+            None,
+            Some(vec![4, 20]),
+            Some(vec![1, 3]),
+        ]);
+        assert_eq!(merged, [1, 3, 4, 19, 20]);
     }
 
     #[test]

@@ -1,0 +1,2 @@
+// A build script makes cargo apply the `[build-dependencies]` above.
+fn main() {}
