@@ -15,10 +15,16 @@ GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test
 
 # `make test` records the wall time of each phase and prints them at its
 # end (scripts/phase-times; `.ci/run` prints them even when a phase fails).
-PORTO_PHASE_LOG ?= $(CARGO_TARGET_DIR)/phase-times
+# The record is this clone's; a target run on its own outside `make test`
+# adds to it only if one was started.
+PORTO_PHASE_LOG ?= $(CURDIR)/.porto/phase-times
 export PORTO_PHASE_LOG
 begin = @scripts/phase-times begin $@
 end = @scripts/phase-times end $@
+
+# Phases run one after another even under `make -j`: `e2e-alone` must have
+# the machine to itself.
+.NOTPARALLEL:
 
 ## Install the toolchain pieces the project needs (idempotent).
 setup:
@@ -71,18 +77,21 @@ lint: test-tools
 ## Everything the tests run, built before any of them starts, with the very
 ## commands the tests use (so they find it fresh and nothing compiles while
 ## tests run): the test binaries and the porto they drive, the shim, the
-## misbehaving fixtures and the three components. crates/workspace-hack
-## gives these commands one set of dependency builds (one wasmtime).
+## misbehaving fixtures and the three components, the last also compiled
+## to native code into the cache the e2e harness gives porto.
+## crates/workspace-hack gives these commands one set of dependency builds
+## (one wasmtime).
 test-build: setup
 	$(begin)
 	$(CARGO) test --workspace --no-run
 	$(CARGO) build -p containerd-shim-porto
 	$(CARGO) build --release --target $(WASM_TARGET) -p test-programs
-	$(CARGO_TARGET_DIR)/debug/porto build -f compose.yaml
+	$(CARGO_TARGET_DIR)/debug/porto build --interfaces -f compose.yaml \
+	  --cache-dir $(CARGO_TARGET_DIR)/tmp/porto-compile-cache
 	$(end)
 
 ## Unit and property tests of every crate (the end-to-end suite is `e2e`).
-unit: test-build
+unit: test-build test-tools
 	$(begin)
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test --workspace --doc

@@ -26,11 +26,39 @@ pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("porto-compile-cache")
 }
 
+/// A command for a program that may run cargo (cargo itself, porto), with
+/// the variables cargo sets for a running test removed: it runs as if
+/// started from the shell that ran `make test-build`. Build scripts that
+/// declare `rerun-if-env-changed` on such a variable (ring's does, on
+/// `CARGO_PKG_NAME` and `CARGO_MANIFEST_DIR`) would otherwise see it
+/// changed, and cargo would rebuild them and all that depends on them
+/// while other tests run.
+pub fn command_as_from_the_shell(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    const SET_FOR_TESTS: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if SET_FOR_TESTS.iter().any(|prefix| text.starts_with(prefix)) {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
 /// service name → built `.wasm` path, built once per test process.
 pub fn built_components() -> &'static HashMap<String, PathBuf> {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let output = Command::new(PORTO)
+        let output = command_as_from_the_shell(PORTO)
             .args(["build", "-f"])
             .arg(repo_root().join("compose.yaml"))
             .stderr(Stdio::inherit())
@@ -96,7 +124,7 @@ pub fn succeeded(command: &mut Command) -> String {
 /// which must succeed; cargo's `compiler-artifact` messages.
 pub fn cargo_artifacts(args: &[&str]) -> Vec<Value> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
+    let output = command_as_from_the_shell(cargo)
         .arg("build")
         .args(args)
         .arg("--message-format=json")
@@ -346,7 +374,7 @@ impl Porto {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("create log")),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(PORTO)
+        let mut child = command_as_from_the_shell(PORTO)
             .args(["up", "--ephemeral-ports", "--log", "warn", "-f"])
             .arg(file)
             .args(extra)

@@ -14,8 +14,10 @@
 //! Nothing compiles during either phase: `make test-build` first builds
 //! everything the tests run, with the commands the tests use (the porto
 //! binary, the shim, the fixtures, the components), so the tests find
-//! them fresh. A new test whose outcome depends on time or load goes in
-//! its area's `alone` module.
+//! them fresh (`harness::command_as_from_the_shell` runs those commands
+//! without the variables cargo sets for a test, which would make cargo
+//! rebuild build scripts that watch them). A new test whose outcome depends
+//! on time or load goes in its area's `alone` module.
 
 mod harness;
 

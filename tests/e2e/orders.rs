@@ -216,6 +216,85 @@ fn an_idempotency_key_that_is_not_ascii_is_refused_not_ignored() {
     );
 }
 
+/// A store written before a user's order index was split in shards (one
+/// `user-orders:{user}` record; services/order-service/src/store.rs) still
+/// lists every order of that user, in id order, across pages, together
+/// with the orders indexed in shards since.
+#[test]
+fn orders_indexed_before_the_split_are_still_listed() {
+    let mut porto = Porto::start_default();
+    let api = porto.gateway();
+    let user = api.post_json(
+        "/api/users",
+        &json!({"name": "Early Adopter", "email": "early@x.example"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.body);
+    let user = user.json()["id"].as_u64().expect("id");
+    let ids: Vec<u64> = (0..3)
+        .map(|_| create(&api, &order_for(user))["id"].as_u64().expect("id"))
+        .collect();
+    assert!(porto.stop().success());
+
+    // The first two as the order-service before the split left them.
+    let shards = 16;
+    tokio::runtime::Runtime::new()
+        .expect("tokio")
+        .block_on(async {
+            let kv = porto_kv::connect(
+                &porto_kv::KvSpec::Embedded,
+                &porto.data,
+                std::num::NonZeroUsize::MIN,
+            )
+            .await
+            .expect("open the stopped stack's store");
+            for id in &ids[..2] {
+                let shard = format!("user-orders:{user}:{}", id % shards);
+                assert!(
+                    kv.exists("orders", &shard).await.expect("exists"),
+                    "{shard}"
+                );
+                kv.delete("orders", &shard).await.expect("delete");
+            }
+            let legacy = serde_json::to_vec(&ids[..2]).expect("json");
+            kv.set("orders", &format!("user-orders:{user}"), legacy)
+                .await
+                .expect("set");
+        });
+
+    let again = Porto::restart_on(&porto.data);
+    let api = again.gateway();
+    let first = api
+        .get(&format!("/api/orders?user_id={user}&limit=2"))
+        .json();
+    let listed = |page: &Value| -> Vec<u64> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|o| o["id"].as_u64().expect("id"))
+            .collect()
+    };
+    assert_eq!(listed(&first), ids[..2], "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let second = api
+        .get(&format!(
+            "/api/orders?user_id={user}&limit=2&cursor={cursor}"
+        ))
+        .json();
+    assert_eq!(listed(&second), ids[2..], "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let composed = api.get(&format!("/api/users/{user}/orders")).json();
+    assert_eq!(
+        composed["orders"].as_array().map(Vec::len),
+        Some(3),
+        "{composed}"
+    );
+    // A create after the restart joins them.
+    let fourth = create(&api, &order_for(user))["id"].as_u64().expect("id");
+    let all = api.get(&format!("/api/orders?user_id={user}")).json();
+    assert_eq!(listed(&all), [ids.as_slice(), &[fourth]].concat(), "{all}");
+}
+
 /// Bounded by wall-clock time or machine load, or compiling: run one at a
 /// time with nothing beside them (tests/e2e/main.rs).
 mod alone {

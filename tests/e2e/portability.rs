@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{PORTO, Porto, repo_root, stack};
+use crate::harness::{PORTO, Porto, command_as_from_the_shell, repo_root, stack};
 
 #[test]
 fn override_files_are_laid_over_the_base_compose_file() {
@@ -98,7 +98,7 @@ fn the_on_demand_allocator_serves_the_same_api() {
 #[test]
 fn build_lists_the_interfaces_each_component_needs() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(PORTO)
+    let output = command_as_from_the_shell(PORTO)
         .current_dir(repo_root())
         .args(["--log", "warn", "build", "--interfaces", "--cache-dir"])
         .arg(cache.path())

@@ -4,11 +4,11 @@
 //! Compose file's comments and other services left as they were.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::json;
 
-use crate::harness::{Client, PORTO, Porto, free_port, repo_root};
+use crate::harness::{Client, PORTO, Porto, command_as_from_the_shell, free_port, repo_root};
 
 /// The repository's sources (not its build output or local state) in a
 /// temporary directory.
@@ -44,7 +44,7 @@ fn copy_target_dir() -> PathBuf {
 }
 
 fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
-    Command::new(program)
+    command_as_from_the_shell(program)
         .args(args)
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", copy_target_dir())

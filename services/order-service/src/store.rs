@@ -10,8 +10,8 @@
 //!
 //! A user's index is split in [`USER_INDEX_SHARDS`] records because each
 //! create updates it by CAS: with one record, concurrent creates for one
-//! user all raced for it and each lost once per rival (16 at once cost 8.9
-//! CAS attempts per create, each a commit; BENCHMARKS.md, hot user).
+//! user all raced for it and each lost once per rival (16 at once cost 9
+//! CAS attempts per create, each a commit; BENCHMARKS.md, "One hot user").
 //! Consecutive ids land in different shards, so concurrent creates rarely
 //! meet, and a listing reads every shard in one `get-many` and merges.
 //!
@@ -54,6 +54,8 @@ fn order_key(id: u64) -> String {
 }
 
 /// Records a user's order index is split into (by order id modulo this).
+/// Part of the stored format: a listing reads shards `0..USER_INDEX_SHARDS`
+/// only, so changing it would hide the ids in the others.
 pub const USER_INDEX_SHARDS: u64 = 16;
 
 fn user_orders_key(user_id: u64, order_id: u64) -> String {
