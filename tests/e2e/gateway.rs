@@ -115,7 +115,8 @@ fn network_calls_go_out_only_to_allowed_hosts() {
     let gateway_alone = |allow_hosts: &[&str]| {
         Porto::start(&crate::harness::gateway_alone(&user_service, allow_hosts))
     };
-    // The gateway's outbound counts by outcome (the target label is the host).
+    // The gateway's outbound counts by outcome (the target label is the
+    // allow_hosts entry that let the call out).
     let outbound = |porto: &Porto| {
         let mut by_outcome = std::collections::BTreeMap::new();
         for (series, count) in porto.metrics() {
@@ -154,6 +155,19 @@ fn network_calls_go_out_only_to_allowed_hosts() {
         counted.get("denied").is_none_or(|n| *n == 0.0),
         "{counted:?}"
     );
+    // Labelled by the entries that let them out, not by the hosts asked for.
+    let targets: std::collections::BTreeSet<String> = open
+        .metrics()
+        .into_iter()
+        .filter_map(|(series, _)| {
+            let labels = series.strip_prefix("porto_outbound_requests_total{")?;
+            let (_, rest) = labels.split_once("target=\"")?;
+            Some(rest.split_once('"')?.0.to_string())
+        })
+        .collect();
+    let entries: std::collections::BTreeSet<String> =
+        [users_host.clone(), "127.0.0.1:9".to_string()].into();
+    assert_eq!(targets, entries);
 }
 
 /// `allow_services` lets a service call another it does not depend on.

@@ -2,10 +2,12 @@
 //!
 //! One [`Metrics`] per process, shared by the runtime, the key-value
 //! backend and the outbound hook; the admin listener renders it. Label
-//! values are bounded: services and backends are fixed at start-up, and
-//! paths are reduced to a route class ([`route_class`]) with a cap on how
-//! many distinct classes a service may create, so a client probing random
-//! paths cannot grow the registry without bound.
+//! values are bounded: services and backends are fixed at start-up, an
+//! outbound call is named by the service or `allow_hosts` entry it went to
+//! (`other` when refused), and paths are reduced to a route class
+//! ([`route_class`]) with a cap on how many distinct classes a service may
+//! create, so neither a client probing random paths nor a guest calling
+//! made-up hosts can grow the registry without bound.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

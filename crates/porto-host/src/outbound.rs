@@ -8,6 +8,10 @@
 //! network only if the host is in `x-porto.allow_hosts`. Everything else
 //! is refused with `HTTP-request-denied`, which the guest turns into its
 //! own 5xx JSON error, and porto logs the refusal.
+//!
+//! `porto_outbound_requests_total` names a target only from fixed sets: a
+//! service, the `allow_hosts` entry that let a network call out (`*`, not
+//! whatever host a guest allowed `*` made up), or `other` for a refusal.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -119,17 +123,20 @@ impl Outbound {
     }
 }
 
-/// Whether `host[:port]` matches an `allow_hosts` entry (`host` allows
-/// every port, `host:port` only that one, `*` any host: for a front end
-/// whose network is already the boundary, as a container's is).
-fn host_allowed(allowed: &[String], host: &str, port: Option<u16>) -> bool {
-    allowed.iter().any(|entry| match entry.rsplit_once(':') {
-        _ if entry == "*" => true,
-        Some((h, p)) if p.parse::<u16>().is_ok() => {
-            h.eq_ignore_ascii_case(host) && port == p.parse().ok()
-        }
-        _ => entry.eq_ignore_ascii_case(host),
-    })
+/// The `allow_hosts` entry that lets `host[:port]` out, if one does
+/// (`host` allows every port, `host:port` only that one, `*` any host: for
+/// a front end whose network is already the boundary, as a container's is).
+fn allowing_entry<'a>(allowed: &'a [String], host: &str, port: Option<u16>) -> Option<&'a str> {
+    allowed
+        .iter()
+        .find(|entry| match entry.rsplit_once(':') {
+            _ if entry.as_str() == "*" => true,
+            Some((h, p)) if p.parse::<u16>().is_ok() => {
+                h.eq_ignore_ascii_case(host) && port == p.parse().ok()
+            }
+            _ => entry.eq_ignore_ascii_case(host),
+        })
+        .map(String::as_str)
 }
 
 impl WasiHttpHooks for Outbound {
@@ -164,9 +171,10 @@ impl WasiHttpHooks for Outbound {
                 .instrument(span),
             );
         }
-        if !host_allowed(&self.rules.allowed_hosts, &host, port) {
+        let Some(entry) = allowing_entry(&self.rules.allowed_hosts, &host, port) else {
             return self.deny(&host, "not a service and not in x-porto.allow_hosts");
-        }
+        };
+        let target: Arc<str> = entry.into();
         let (metrics, caller) = (self.metrics.clone(), self.caller.clone());
         Box::new(
             async move {
@@ -177,7 +185,7 @@ impl WasiHttpHooks for Outbound {
                 } else {
                     "network_error"
                 };
-                metrics.outbound(&caller, &host, outcome);
+                metrics.outbound(&caller, &target, outcome);
                 let (response, io) = sent?;
                 let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
                 Ok((response.map(BodyExt::boxed_unsync), io))
@@ -189,17 +197,58 @@ impl WasiHttpHooks for Outbound {
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::allowing_entry;
+    use crate::metrics::Metrics;
 
     #[test]
     fn host_rules() {
         let allowed = vec!["api.example.com".to_string(), "cache:6380".to_string()];
-        assert!(host_allowed(&allowed, "api.example.com", Some(443)));
-        assert!(host_allowed(&allowed, "API.example.com", None));
-        assert!(host_allowed(&allowed, "cache", Some(6380)));
-        assert!(!host_allowed(&allowed, "cache", Some(6379)));
-        assert!(!host_allowed(&allowed, "evil.example.com", None));
-        assert!(!host_allowed(&[], "anything", None));
-        assert!(host_allowed(&["*".to_string()], "anything", Some(80)));
+        let allows = |host, port| allowing_entry(&allowed, host, port).is_some();
+        assert!(allows("api.example.com", Some(443)));
+        assert!(allows("API.example.com", None));
+        assert!(allows("cache", Some(6380)));
+        assert!(!allows("cache", Some(6379)));
+        assert!(!allows("evil.example.com", None));
+        assert!(allowing_entry(&[], "anything", None).is_none());
+        assert!(allowing_entry(&["*".to_string()], "anything", Some(80)).is_some());
+    }
+
+    #[test]
+    fn a_call_is_labelled_by_the_entry_that_allowed_it() {
+        let allowed = vec!["cache:6380".to_string(), "*".to_string()];
+        assert_eq!(
+            allowing_entry(&allowed, "CACHE", Some(6380)),
+            Some("cache:6380")
+        );
+        assert_eq!(allowing_entry(&allowed, "cache", Some(6379)), Some("*"));
+        assert_eq!(allowing_entry(&allowed, "h1.example", None), Some("*"));
+    }
+
+    /// A guest allowed `*` that calls 5,000 made-up hosts adds one series
+    /// per outcome, not one per host.
+    #[test]
+    fn made_up_hosts_add_no_series() {
+        let metrics = Metrics::new();
+        let allowed = vec!["*".to_string()];
+        for i in 0..5_000 {
+            let host = format!("h{i}.example");
+            let target = allowing_entry(&allowed, &host, None).expect("allowed");
+            let outcome = if i % 2 == 0 {
+                "network"
+            } else {
+                "network_error"
+            };
+            metrics.outbound("caller", target, outcome);
+        }
+        let text = metrics.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("porto_outbound_requests_total{"))
+            .collect();
+        assert_eq!(series.len(), 2, "{series:?}");
+        assert!(
+            series.iter().all(|s| s.contains("target=\"*\"")),
+            "{series:?}"
+        );
     }
 }
