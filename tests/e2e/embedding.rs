@@ -123,3 +123,77 @@ fn a_stack_applies_its_service_configs_limits_and_names() {
         Reload::Unchanged
     );
 }
+
+/// Bounded by wall-clock time or machine load, or compiling: run one at a
+/// time with nothing beside them (tests/e2e/main.rs).
+mod alone {
+    use super::*;
+
+    /// Threads of this process, from /proc.
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .count()
+    }
+
+    /// A program that embeds porto-host and starts, serves and drops
+    /// stacks keeps nothing of theirs: each stack's background work (the
+    /// workers, the memory trimmer, the epoch ticker) ends with it, and so
+    /// does its store, which the next stack opens again (a stack whose
+    /// runtime outlived it fails there: the file is still open). Counts
+    /// threads, so it runs alone: other tests' threads would be counted.
+    #[test]
+    fn a_dropped_stack_leaves_no_thread_behind() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let tokio = tokio::runtime::Runtime::new().expect("tokio");
+        let mut serve_once = || {
+            let stack = hello_stack(ServiceConfig::new("hello"), data.path());
+            let (stop, shutdown) = tokio::sync::watch::channel(false);
+            let (address, serving) = tokio.block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let address = listener.local_addr().expect("address");
+                let serving = stack
+                    .serve(
+                        vec![("hello".into(), listener)],
+                        shutdown,
+                        Duration::from_secs(5),
+                    )
+                    .expect("serve");
+                (address, serving)
+            });
+            let response = raw_exchange(
+                &address.to_string(),
+                b"GET / HTTP/1.1\r\nhost: hello\r\nconnection: close\r\n\r\n",
+            );
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            stop.send(true).expect("stop");
+            tokio.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), serving.stopped())
+                    .await
+                    .expect("drained in time");
+            });
+            drop(stack);
+        };
+        serve_once();
+        // What one stack leaves is the baseline (the tokio runtime above,
+        // allocator and compiler threads that live as long as the process).
+        let settle = |limit: usize| {
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while threads() > limit && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            threads()
+        };
+        let before = settle(0);
+        for _ in 0..20 {
+            serve_once();
+        }
+        let after = settle(before);
+        assert!(
+            after <= before,
+            "{after} threads after 20 more stacks, {before} after the first"
+        );
+    }
+}

@@ -11,8 +11,10 @@
 //! Instances' linear memories are the pool's business: it already returns
 //! everything above `KEEP_RESIDENT_BYTES` per slot when an instance ends.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use crate::runtime::Runtime;
 
@@ -20,19 +22,30 @@ use crate::runtime::Runtime;
 /// of these of its end.
 pub const TRIM_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts the trimmer thread; it lives as long as the process.
-pub(crate) fn spawn_trimmer(runtime: Arc<Runtime>) {
+/// Starts the trimmer thread of one `Stack::serve`. It ends within
+/// [`TRIM_EVERY`] of `shutdown` (or of the runtime being dropped), and
+/// holds the runtime only while it counts, so a stack that stops serving
+/// and is dropped takes its runtime, engine and this thread with it.
+pub(crate) fn spawn_trimmer(runtime: &Arc<Runtime>, shutdown: watch::Receiver<bool>) {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return;
     }
-    let served = move || -> u64 { runtime.services().iter().map(|s| s.stats.served()).sum() };
+    let runtime: Weak<Runtime> = Arc::downgrade(runtime);
+    let served = move || -> Option<u64> {
+        let runtime = runtime.upgrade()?;
+        Some(runtime.services().iter().map(|s| s.stats.served()).sum())
+    };
+    let stopped = move || *shutdown.borrow() || shutdown.has_changed().is_err();
     let spawned = std::thread::Builder::new()
         .name("porto-trim".into())
         .spawn(move || {
-            let (mut trimmed_at, mut previous) = (served(), served());
+            let Some(start) = served() else { return };
+            let (mut trimmed_at, mut previous) = (start, start);
             loop {
                 std::thread::sleep(TRIM_EVERY);
-                let now = served();
+                let Some(now) = served().filter(|_| !stopped()) else {
+                    return;
+                };
                 // Traffic since the last pass, and none or little since
                 // the last look: the burst is over.
                 let quiet = now.saturating_sub(previous) <= now.saturating_sub(trimmed_at) / 10;

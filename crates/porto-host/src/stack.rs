@@ -254,7 +254,7 @@ impl Stack {
         }
         let (workers, workers_done) =
             Workers::start(&shutdown, drain).map_err(HostError::Workers)?;
-        memory::spawn_trimmer(runtime.clone());
+        memory::spawn_trimmer(runtime, shutdown.clone());
         let accepting = services
             .into_iter()
             .map(|(service, listener)| {
