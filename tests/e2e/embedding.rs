@@ -146,7 +146,7 @@ mod alone {
     fn a_dropped_stack_leaves_no_thread_behind() {
         let data = tempfile::tempdir().expect("tempdir");
         let tokio = tokio::runtime::Runtime::new().expect("tokio");
-        let mut serve_once = || {
+        let serve_once = || {
             let stack = hello_stack(ServiceConfig::new("hello"), data.path());
             let (stop, shutdown) = tokio::sync::watch::channel(false);
             let (address, serving) = tokio.block_on(async {
