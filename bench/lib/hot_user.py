@@ -52,8 +52,8 @@ def kv_counters(admin):
         match = re.match(r'porto_kv_operations_total\{([^}]*)\} (\S+)', line)
         if match:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
-            key = labels.get("operation") or labels.get("op") or match.group(1)
-            counters[key] = counters.get(key, 0) + float(match.group(2))
+            operation = labels["operation"]
+            counters[operation] = counters.get(operation, 0) + float(match.group(2))
     return counters
 
 

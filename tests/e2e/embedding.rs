@@ -3,12 +3,16 @@
 //! started with `Stack::start`, served on a listener of the test's own and
 //! called over TCP.
 
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use porto_host::{Allocator, HostError, Limits, Reload, ServiceConfig, Stack, StackConfig};
+use porto_host::{
+    Allocator, HostError, Limits, Reload, ServiceConfig, Serving, Stack, StackConfig,
+};
+use tokio::sync::watch;
 
 use crate::harness::{cache_dir, fixtures, raw_exchange};
 
@@ -32,14 +36,14 @@ fn hello_stack(config: ServiceConfig, data: &std::path::Path) -> Stack {
     .expect("stack starts")
 }
 
-#[test]
-fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
-    let data = tempfile::tempdir().expect("tempdir");
-    let stack = hello_stack(ServiceConfig::new("hello"), data.path());
-    assert_eq!(stack.started()[0].name, "hello");
-    let tokio = tokio::runtime::Runtime::new().expect("tokio");
-    let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let (address, serving) = tokio.block_on(async {
+/// Serves `stack`'s hello service on a loopback port of its own: the
+/// address, the switch that stops it, and the serving handle.
+fn serve_hello(
+    stack: &Stack,
+    tokio: &tokio::runtime::Runtime,
+) -> (SocketAddr, watch::Sender<bool>, Serving) {
+    let (stop, shutdown) = watch::channel(false);
+    tokio.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -51,8 +55,27 @@ fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
                 Duration::from_secs(5),
             )
             .expect("serve");
-        (address, serving)
+        (address, stop, serving)
+    })
+}
+
+/// Flips `stop` and waits (up to 10 s) for `serving` to drain.
+fn stop_and_drain(tokio: &tokio::runtime::Runtime, stop: &watch::Sender<bool>, serving: Serving) {
+    stop.send(true).expect("stop");
+    tokio.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), serving.stopped())
+            .await
+            .expect("drained in time");
     });
+}
+
+#[test]
+fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stack = hello_stack(ServiceConfig::new("hello"), data.path());
+    assert_eq!(stack.started()[0].name, "hello");
+    let tokio = tokio::runtime::Runtime::new().expect("tokio");
+    let (address, stop, serving) = serve_hello(&stack, &tokio);
 
     let response = raw_exchange(
         &address.to_string(),
@@ -68,12 +91,7 @@ fn a_stack_serves_its_listeners_and_drains_on_shutdown() {
             .contains("porto_requests_total{service=\"hello\"")
     );
 
-    stop.send(true).expect("stop");
-    tokio.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), serving.stopped())
-            .await
-            .expect("drained in time");
-    });
+    stop_and_drain(&tokio, &stop, serving);
     assert!(
         std::net::TcpStream::connect(address).is_err(),
         "the listener is closed after shutdown"
@@ -148,32 +166,13 @@ mod alone {
         let tokio = tokio::runtime::Runtime::new().expect("tokio");
         let serve_once = || {
             let stack = hello_stack(ServiceConfig::new("hello"), data.path());
-            let (stop, shutdown) = tokio::sync::watch::channel(false);
-            let (address, serving) = tokio.block_on(async {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let address = listener.local_addr().expect("address");
-                let serving = stack
-                    .serve(
-                        vec![("hello".into(), listener)],
-                        shutdown,
-                        Duration::from_secs(5),
-                    )
-                    .expect("serve");
-                (address, serving)
-            });
+            let (address, stop, serving) = serve_hello(&stack, &tokio);
             let response = raw_exchange(
                 &address.to_string(),
                 b"GET / HTTP/1.1\r\nhost: hello\r\nconnection: close\r\n\r\n",
             );
             assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-            stop.send(true).expect("stop");
-            tokio.block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), serving.stopped())
-                    .await
-                    .expect("drained in time");
-            });
+            stop_and_drain(&tokio, &stop, serving);
             drop(stack);
         };
         serve_once();
