@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::HostError;
-use crate::limits::{
+use crate::policy::limits::{
     CORE_INSTANCES_PER_COMPONENT, EPOCH_TICK, KEEP_RESIDENT_BYTES, KEEP_RESIDENT_TABLE_BYTES,
 };
 
@@ -261,9 +261,9 @@ impl Inspector {
     /// Compiled components are taken from, and kept in, `cache_dir`.
     pub fn new(cache_dir: &Path) -> Result<Self, HostError> {
         let engine = new_engine(
-            crate::limits::Limits::default().max_memory_bytes,
+            crate::policy::limits::Limits::default().max_memory_bytes,
             Allocator::Auto,
-            crate::limits::DEFAULT_INSTANCE_POOL,
+            crate::policy::limits::DEFAULT_INSTANCE_POOL,
         )?
         .engine;
         Ok(Self {

@@ -15,8 +15,9 @@ pub(crate) struct Failure {
     pub message: &'static str,
     /// For porto's log, never for the client.
     pub log: String,
-    /// Which capacity limit refused the request, for a 503 `overloaded`.
-    pub shed: Option<&'static str>,
+    /// The capacity limit that refused the request (a 503 `overloaded`),
+    /// as the shed counter names it; none for any other failure.
+    pub refused_by: Option<&'static str>,
 }
 
 impl Failure {
@@ -26,7 +27,7 @@ impl Failure {
             code: "internal_error",
             message: "The service failed while handling this request.",
             log,
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -39,7 +40,7 @@ impl Failure {
             code: "overloaded",
             message: "The service is at capacity; retry shortly.",
             log,
-            shed: Some(limit),
+            refused_by: Some(limit),
         }
     }
 
@@ -49,7 +50,7 @@ impl Failure {
             code: "timeout",
             message: "The service did not answer in time.",
             log: format!("no response within {limit:?}"),
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -59,7 +60,7 @@ impl Failure {
             code: "bad_request",
             message: "The request could not be passed to the service.",
             log,
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -69,7 +70,7 @@ impl Failure {
             code: "request_timeout",
             message: "The request body did not arrive in time.",
             log: "body not received within the request timeout".into(),
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -79,7 +80,7 @@ impl Failure {
             code: "payload_too_large",
             message: "The request body is too large.",
             log,
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -89,7 +90,7 @@ impl Failure {
             code: "headers_too_large",
             message: "The request headers are too large.",
             log: "request head too large".into(),
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -100,7 +101,7 @@ impl Failure {
             code: "bad_request",
             message: "The request could not be parsed as HTTP/1.1.",
             log: "request head not parsable".into(),
-            shed: None,
+            refused_by: None,
         }
     }
 
@@ -110,7 +111,7 @@ impl Failure {
             code: "uri_too_long",
             message: "The request target is too long.",
             log: "request target too long".into(),
-            shed: None,
+            refused_by: None,
         }
     }
 

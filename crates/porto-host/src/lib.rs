@@ -1,5 +1,7 @@
-//! porto-host: runs WebAssembly HTTP components on wasmtime, one fresh
-//! instance per request, as porto's CLI and any other front end need.
+//! porto-host: runs WebAssembly HTTP components on wasmtime, as porto's
+//! CLI and any other front end need: a fresh instance per request, or, for
+//! a service that opts in ([`Reuse`]), a kept one serving requests one
+//! after another.
 //!
 //! A front end describes each service as a plain [`ServiceConfig`] (name,
 //! environment, what it may call, its key-value buckets, its [`Limits`])
@@ -29,53 +31,46 @@
 //!
 //! (`examples/serve.rs` is that program, runnable.)
 //!
-//! The pieces, in the order a request meets them: `server.rs` accepts it
-//! on a worker thread (`parse_errors.rs` envelopes what hyper refuses
-//! before a request exists); `runtime.rs` gives it an id, a span, its
-//! limits (`limits.rs`) and a slot; `guest.rs` runs a fresh instance (or,
-//! opted in, a kept one: `reuse.rs`) whose store data is `host.rs`; `outbound.rs` routes the calls the guest makes,
-//! in-process to another service when allowed, and `kv/` is its storage.
+//! The crate is in layers, each using only those below it
+//! (ARCHITECTURE.md draws them): `policy/` is plain data — a service's
+//! configuration, limits, reuse and outbound rules; `instance/` is the
+//! guest machinery — the prepared component, the store data (`host.rs`,
+//! with `kv/` and the outbound hooks), the kept-instance pool, and running
+//! one request in a guest (`p2.rs`); `serve/` is the dispatcher, which
+//! gives every request its id, span, limits and slot and an instance, and
+//! the server's worker threads; [`Stack`] starts and owns it all.
 //! Failures that leave no guest answer become one JSON error
 //! (`failure.rs`). Nothing here reads a Compose file or prints: that is the
 //! front end's business, and the host logs through `tracing`.
 
-mod config;
 pub mod container_env;
 mod engine;
 mod error;
 mod failure;
-mod guest;
-mod guest_output;
-mod host;
+mod instance;
 mod kv;
-mod limits;
 mod memory;
 mod metrics;
-mod outbound;
-mod parse_errors;
+mod policy;
 mod request_ids;
-mod reuse;
-mod runtime;
-mod server;
-mod service;
+mod serve;
 mod shutdown;
 mod stack;
 mod stats;
 pub mod telemetry;
-mod write_coalescing;
 
-pub use config::ServiceConfig;
 pub use engine::{
     Allocator, CacheOutcome, Inspector, Interfaces, library_backtraces_off_unless_asked,
     wasm_digest,
 };
 pub use error::HostError;
-pub use limits::{
+pub use policy::limits::{
     DEFAULT_INSTANCE_POOL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_REQUEST_TIMEOUT, Limits, MAX_SLOT_WAIT,
 };
-pub use reuse::{DEFAULT_REUSE_IDLE_TIMEOUT, DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse};
-pub use server::raise_open_file_limit;
+pub use policy::reuse::{DEFAULT_REUSE_IDLE_TIMEOUT, DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse};
+pub use policy::service::ServiceConfig;
+pub use serve::server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;
 pub use stack::{Reload, ServiceStatus, Serving, Stack, StackConfig, Started};
 pub use stats::Snapshot;

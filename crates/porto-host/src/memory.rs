@@ -11,30 +11,25 @@
 //! Instances' linear memories are the pool's business: it already returns
 //! everything above `KEEP_RESIDENT_BYTES` per slot when an instance ends.
 
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
-
-use crate::runtime::Runtime;
 
 /// How often the trimmer looks; a burst's memory is returned within two
 /// of these of its end.
 pub const TRIM_EVERY: Duration = Duration::from_secs(2);
 
-/// Starts the trimmer thread of one `Stack::serve`. It ends within
-/// [`TRIM_EVERY`] of `shutdown` (or of the runtime being dropped), and
-/// holds the runtime only while it counts, so a stack that stops serving
-/// and is dropped takes its runtime, engine and this thread with it.
-pub(crate) fn spawn_trimmer(runtime: &Arc<Runtime>, shutdown: watch::Receiver<bool>) {
+/// Starts the trimmer thread of one `Stack::serve`, which watches
+/// `served` (requests served so far; `None` once the stack is gone). It
+/// ends within [`TRIM_EVERY`] of `shutdown` or of `served` giving `None`,
+/// so a stack that stops serving and is dropped takes this thread with it.
+pub(crate) fn spawn_trimmer(
+    served: impl Fn() -> Option<u64> + Send + 'static,
+    shutdown: watch::Receiver<bool>,
+) {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         return;
     }
-    let runtime: Weak<Runtime> = Arc::downgrade(runtime);
-    let served = move || -> Option<u64> {
-        let runtime = runtime.upgrade()?;
-        Some(runtime.services().iter().map(|s| s.stats.served()).sum())
-    };
     let stopped = move || *shutdown.borrow() || shutdown.has_changed().is_err();
     let spawned = std::thread::Builder::new()
         .name("porto-trim".into())

@@ -20,7 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
-use crate::reuse::Retired;
+use crate::policy::reuse::Retired;
 
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;

@@ -22,17 +22,18 @@ use tokio::task::JoinHandle;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::config::ServiceConfig;
 use crate::engine::{self, Allocator, CacheOutcome, wasm_digest};
 use crate::error::HostError;
-use crate::host::Host;
+use crate::instance::component::Prepared;
+use crate::instance::host::Host;
 use crate::kv::{self, Metered};
 use crate::memory;
 use crate::metrics::{Metrics, ServiceLabels};
-use crate::reuse::{self, Retired};
-use crate::runtime::Runtime;
-use crate::server::{self, Workers, WorkersDone};
-use crate::service::{Loaded, Service};
+use crate::policy::reuse::Retired;
+use crate::policy::service::ServiceConfig;
+use crate::serve::dispatcher::{self, Dispatcher};
+use crate::serve::server::{self, Workers, WorkersDone};
+use crate::serve::service::Service;
 use crate::stats::Snapshot;
 
 /// Everything a stack is made of.
@@ -86,7 +87,7 @@ pub struct Stack {
 }
 
 struct Inner {
-    runtime: Arc<Runtime>,
+    dispatcher: Arc<Dispatcher>,
     linker: Linker<Host>,
     pooling: bool,
     cache_dir: PathBuf,
@@ -128,22 +129,26 @@ impl Stack {
                 digest: digest.clone(),
                 cache,
             });
-            let loaded = Loaded::new(&config.name, &component, digest, &linker)?;
-            running.push(Service::new(config, loaded));
+            let prepared = Prepared::new(&config.name, &component, digest, &linker)?;
+            running.push(Service::new(config, prepared));
         }
         let metrics = Arc::new(Metrics::new());
         let kv = Metered::wrap(kv, metrics.clone());
-        let runtime = Arc::new(Runtime::new(engine.engine, kv, metrics, running));
-        // Kept instances expire on a timer of the runtime porto runs on
-        // (a host without one, e.g. a benchmark's, keeps them until reused).
-        if runtime.services().iter().any(|s| s.config.reuse.enabled())
+        let dispatcher = Arc::new(Dispatcher::new(engine.engine, kv, metrics, running));
+        // Kept instances expire on a timer of the tokio runtime porto runs
+        // on (a host without one, e.g. a benchmark's, keeps them until
+        // reused). The task ends with the dispatcher.
+        if dispatcher
+            .services()
+            .iter()
+            .any(|s| s.config.reuse.enabled())
             && let Ok(tokio) = tokio::runtime::Handle::try_current()
         {
-            tokio.spawn(reuse::expire_idle(Arc::downgrade(&runtime)));
+            tokio.spawn(dispatcher::expire_idle(Arc::downgrade(&dispatcher)));
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                runtime,
+                dispatcher,
                 linker,
                 pooling: engine.pooling,
                 cache_dir,
@@ -164,14 +169,14 @@ impl Stack {
 
     /// Every service now, by name.
     pub fn status(&self) -> Vec<ServiceStatus> {
-        let runtime = &self.inner.runtime;
-        runtime
+        let dispatcher = &self.inner.dispatcher;
+        dispatcher
             .services()
             .into_iter()
             .map(|service| ServiceStatus {
                 name: service.name.to_string(),
                 digest: service.current().digest.clone(),
-                in_flight: runtime
+                in_flight: dispatcher
                     .metrics
                     .in_flight
                     .get_or_create(&ServiceLabels {
@@ -185,7 +190,7 @@ impl Stack {
 
     /// The OpenMetrics text exposition of everything the host counts.
     pub fn metrics(&self) -> String {
-        self.inner.runtime.metrics.render()
+        self.inner.dispatcher.metrics.render()
     }
 
     /// Serves `service`'s new requests from `wasm` from now on, unless it
@@ -194,31 +199,30 @@ impl Stack {
     pub fn reload(&self, service: &str, wasm: &[u8]) -> Result<Reload, HostError> {
         let running = self
             .inner
-            .runtime
+            .dispatcher
             .service(service)
             .ok_or_else(|| HostError::UnknownService(service.to_string()))?;
         let digest = wasm_digest(wasm);
         if digest == running.current().digest {
             return Ok(Reload::Unchanged);
         }
-        let engine = &self.inner.runtime.engine;
+        let engine = &self.inner.dispatcher.engine;
         let (component, _) = engine::load_component(engine, wasm, &digest, &self.inner.cache_dir)
             .map_err(|source| HostError::Compile {
             service: service.to_string(),
             source: source.into(),
         })?;
-        let loaded = Loaded::new(service, &component, digest.clone(), &self.inner.linker)?;
-        running.replace(loaded);
-        let dropped = running.idle.clear();
+        let prepared = Prepared::new(service, &component, digest.clone(), &self.inner.linker)?;
+        let dropped = running.replace(prepared);
         self.inner
-            .runtime
+            .dispatcher
             .metrics
             .retired(service, Retired::Reloaded, dropped);
         Ok(Reload::Swapped { digest })
     }
 
-    /// Runs one request through a fresh instance of `service`, as a
-    /// request from a socket would: for embedding and benchmarks.
+    /// Runs one request through an instance of `service`, as a request
+    /// from a socket would: for embedding and benchmarks.
     pub async fn handle<B>(
         &self,
         service: &str,
@@ -228,11 +232,11 @@ impl Stack {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let runtime = &self.inner.runtime;
-        let target = runtime
+        let dispatcher = &self.inner.dispatcher;
+        let target = dispatcher
             .service(service)
             .ok_or_else(|| HostError::UnknownService(service.to_string()))?;
-        Ok(runtime.handle(&target, request).await)
+        Ok(dispatcher.handle(&target, request).await)
     }
 
     /// Serves each `(service, listener)` on worker threads (one per core)
@@ -244,23 +248,28 @@ impl Stack {
         shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) -> Result<Serving, HostError> {
-        let runtime = &self.inner.runtime;
+        let dispatcher = &self.inner.dispatcher;
         let mut services = Vec::new();
         for (name, listener) in listeners {
-            let service = runtime
+            let service = dispatcher
                 .service(&name)
                 .ok_or(HostError::UnknownService(name))?;
             services.push((service, listener));
         }
         let (workers, workers_done) =
             Workers::start(&shutdown, drain).map_err(HostError::Workers)?;
-        memory::spawn_trimmer(runtime, shutdown.clone());
+        let counted = Arc::downgrade(dispatcher);
+        let served = move || {
+            let dispatcher = counted.upgrade()?;
+            Some(dispatcher.services().iter().map(|s| s.stats.served()).sum())
+        };
+        memory::spawn_trimmer(served, shutdown.clone());
         let accepting = services
             .into_iter()
             .map(|(service, listener)| {
                 tokio::spawn(server::serve(
                     listener,
-                    runtime.clone(),
+                    dispatcher.clone(),
                     service,
                     shutdown.clone(),
                     workers.clone(),

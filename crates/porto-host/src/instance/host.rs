@@ -15,11 +15,11 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::config::ServiceConfig;
-use crate::guest_output::{Attribution, GuestOutput};
+use crate::instance::guest_output::{Attribution, GuestOutput};
+use crate::instance::outbound::Outbound;
 use crate::kv::{KvCtx, KvView};
-use crate::limits::MAX_INSTANCES_PER_STORE;
-use crate::outbound::Outbound;
+use crate::policy::limits::MAX_INSTANCES_PER_STORE;
+use crate::policy::service::ServiceConfig;
 use crate::telemetry::RequestSpan;
 
 pub struct Host {

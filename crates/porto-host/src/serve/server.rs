@@ -18,11 +18,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::failure::Failure;
-use crate::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNECTIONS};
-use crate::parse_errors::{self, Enveloped};
-use crate::runtime::Runtime;
-use crate::service::Service;
-use crate::write_coalescing::CoalescedWrites;
+use crate::policy::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNECTIONS};
+use crate::serve::dispatcher::Dispatcher;
+use crate::serve::parse_errors::{self, Enveloped};
+use crate::serve::service::Service;
+use crate::serve::worker::{become_worker, worker_count};
+use crate::serve::write_coalescing::CoalescedWrites;
 
 /// How far ahead each worker always has a timer pending. tokio's timer
 /// driver interrupts its own sleep (an eventfd write and one more trip
@@ -33,22 +34,6 @@ use crate::write_coalescing::CoalescedWrites;
 /// gateway request under load, none with this heartbeat pending (for
 /// deadlines further off than its next beat, as the default ones are).
 const TIMER_HEARTBEAT: Duration = Duration::from_secs(1);
-
-/// How many worker threads serve connections: one per core.
-pub(crate) fn worker_count() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-thread_local! {
-    /// The index of the worker this thread is (0 on any other thread).
-    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The index of the worker running the caller, below [`worker_count`];
-/// 0 outside the workers.
-pub(crate) fn current_worker() -> usize {
-    WORKER.get()
-}
 
 /// Threads that serve connections, each with a single-threaded tokio
 /// runtime of its own. A connection's requests, their instances and the
@@ -64,7 +49,7 @@ pub(crate) struct Workers {
 
 struct Connection {
     stream: std::net::TcpStream,
-    runtime: Arc<Runtime>,
+    dispatcher: Arc<Dispatcher>,
     service: Arc<Service>,
     _open: OwnedSemaphorePermit,
 }
@@ -94,15 +79,15 @@ impl Workers {
         for index in 0..count {
             let (inbox, connections) = mpsc::unbounded_channel();
             let (finished, finished_rx) = oneshot::channel();
-            let runtime = tokio::runtime::Builder::new_current_thread()
+            let tokio = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
                 .name(format!("porto-worker-{index}"))
                 .spawn(move || {
-                    WORKER.set(index);
-                    runtime.block_on(work(connections, shutdown, drain_timeout));
+                    become_worker(index);
+                    tokio.block_on(work(connections, shutdown, drain_timeout));
                     let _ = finished.send(());
                 })?;
             inboxes.push(inbox);
@@ -137,11 +122,11 @@ async fn work(
     loop {
         tokio::select! {
             received = connections.recv() => {
-                let Some(Connection { stream, runtime, service, _open: open }) = received else { break };
+                let Some(Connection { stream, dispatcher, service, _open: open }) = received else { break };
                 let Ok(stream) = TcpStream::from_std(stream) else { continue };
                 let handler = service_fn(move |request| {
-                    let (runtime, service) = (runtime.clone(), service.clone());
-                    async move { Ok::<_, std::convert::Infallible>(runtime.handle(&service, request).await) }
+                    let (dispatcher, service) = (dispatcher.clone(), service.clone());
+                    async move { Ok::<_, std::convert::Infallible>(dispatcher.handle(&service, request).await) }
                 });
                 let connection = http1::Builder::new()
                     .keep_alive(true)
@@ -171,7 +156,7 @@ async fn work(
 /// workers, until `shutdown` fires.
 pub(crate) async fn serve(
     listener: TcpListener,
-    runtime: Arc<Runtime>,
+    dispatcher: Arc<Dispatcher>,
     service: Arc<Service>,
     mut shutdown: watch::Receiver<bool>,
     workers: Workers,
@@ -189,7 +174,7 @@ pub(crate) async fn serve(
                     }
                 };
                 let Ok(open) = workers.open.clone().try_acquire_owned() else {
-                    runtime.refuse_connection(&service);
+                    dispatcher.refuse_connection(&service);
                     // Best effort and never waiting: the socket buffer of a
                     // new connection has room for this.
                     let refusal = Failure::overloaded("connections", "at the connection limit".into());
@@ -198,7 +183,7 @@ pub(crate) async fn serve(
                     continue;
                 };
                 match stream.set_nodelay(true).and_then(|()| stream.into_std()) {
-                    Ok(stream) => workers.dispatch(Connection { stream, runtime: runtime.clone(), service: service.clone(), _open: open }),
+                    Ok(stream) => workers.dispatch(Connection { stream, dispatcher: dispatcher.clone(), service: service.clone(), _open: open }),
                     Err(err) => tracing::debug!(service = %service.name, error = %err, "connection lost before it was served"),
                 }
             }

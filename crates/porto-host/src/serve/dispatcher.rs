@@ -1,14 +1,17 @@
-//! The running application: every service, and the one path by which any
-//! request — from a socket or from another guest — reaches a fresh
-//! instance.
+//! Every service of a stack, and the one path by which any request — from
+//! a socket or from another guest — reaches an instance.
 //!
-//! [`Runtime::handle`] wraps a request in what every request gets, in
+//! [`Dispatcher::handle`] wraps a request in what every request gets, in
 //! order: a span and its trace context, an `x-request-id`, the head and
-//! body limits (`limits.rs`), a concurrency slot, then the guest
-//! (`guest.rs`); whatever happens, a response comes back and is counted.
+//! body limits (`policy::limits`), a concurrency slot; then an instance (a
+//! kept one when the service reuses instances and one is waiting, else a
+//! fresh one) runs it (`instance::p2`), and the instance is kept or
+//! dropped as `policy::reuse` says. Whatever happens, a response comes back
+//! and is counted.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Body;
@@ -21,14 +24,19 @@ use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::failure::{Failure, error_response};
-use crate::limits;
+use crate::instance::host::Host;
+use crate::instance::outbound::{InProcess, InProcessCall, Outbound};
+use crate::instance::p2::{self, Call, GuestFailure, Instance, Kept, PoolRelief, Ran, Rest};
+use crate::kv::KvView;
 use crate::metrics::{Metrics, route_class};
-use crate::outbound::{InProcess, InProcessCall};
+use crate::policy::limits;
+use crate::policy::reuse::{Ending, Retired};
 use crate::request_ids::{self, RequestId};
-use crate::service::Service;
+use crate::serve::service::Service;
+use crate::serve::worker::current_worker;
 use crate::telemetry::{self, RequestSpan};
 
-pub(crate) struct Runtime {
+pub(crate) struct Dispatcher {
     pub engine: Engine,
     pub kv: Arc<dyn KvBackend>,
     pub metrics: Arc<Metrics>,
@@ -37,8 +45,8 @@ pub(crate) struct Runtime {
     body_budget: Arc<Semaphore>,
 }
 
-impl Runtime {
-    pub fn new(
+impl Dispatcher {
+    pub(crate) fn new(
         engine: Engine,
         kv: Arc<dyn KvBackend>,
         metrics: Arc<Metrics>,
@@ -56,21 +64,21 @@ impl Runtime {
         }
     }
 
-    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+    pub(crate) fn service(&self, name: &str) -> Option<Arc<Service>> {
         self.services.get(name).cloned()
     }
 
     /// Every service, by name.
-    pub fn services(&self) -> Vec<Arc<Service>> {
+    pub(crate) fn services(&self) -> Vec<Arc<Service>> {
         let mut all: Vec<_> = self.services.values().cloned().collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
-    /// Runs one request through a fresh instance of `service`. Failures of
-    /// the guest (trap, timeout, no response) become JSON errors here, so
+    /// Runs one request through an instance of `service`. Failures of the
+    /// guest (trap, timeout, no response) become JSON errors here, so
     /// callers always get a response.
-    pub async fn handle<B>(
+    pub(crate) async fn handle<B>(
         self: &Arc<Self>,
         service: &Arc<Service>,
         mut request: hyper::Request<B>,
@@ -134,7 +142,12 @@ impl Runtime {
         match self
             .run_guest(service, request, request_id.clone(), span, trace)
             .await
-        {
+            .map_err(|GuestFailure { kind, failure }| {
+                if let Some(kind) = kind {
+                    self.metrics.guest_failure(&service.name, &kind);
+                }
+                failure
+            }) {
             Ok(mut response) => {
                 // Every answer names its request, the guest's included; a
                 // guest's own id header wins.
@@ -145,7 +158,7 @@ impl Runtime {
                 response
             }
             // The client's fault or a capacity limit: not an error of porto's.
-            Err(failure) if failure.status < 500 || failure.shed.is_some() => {
+            Err(failure) if failure.status < 500 || failure.refused_by.is_some() => {
                 self.refuse(service, failure, &request_id, span)
             }
             Err(failure) => {
@@ -168,7 +181,7 @@ impl Runtime {
         request_id: &str,
         span: &RequestSpan,
     ) -> hyper::Response<HyperOutgoingBody> {
-        match refusal.shed {
+        match refusal.refused_by {
             Some(limit) => self.shed(service, limit),
             // A span is made for the line only if the line is written: a
             // flood of bad requests must not cost one per request.
@@ -183,7 +196,7 @@ impl Runtime {
     }
 
     /// Counts a connection turned away at the connection limit.
-    pub fn refuse_connection(&self, service: &Service) {
+    pub(crate) fn refuse_connection(&self, service: &Service) {
         self.shed(service, "connections");
     }
 
@@ -191,6 +204,123 @@ impl Runtime {
         self.metrics.shed(&service.name, limit);
         if let Some(refused) = service.shedding.refused_since_last_report() {
             tracing::warn!(service = %service.name, limit, refused, "shedding load: refused at capacity since the last report");
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Runs `request` in an instance of `service`, then keeps or drops
+    /// the instance: at once when its guest has ended, else from a task
+    /// once it does.
+    async fn run_guest(
+        self: &Arc<Self>,
+        service: &Arc<Service>,
+        request: hyper::Request<http_body_util::Full<Bytes>>,
+        request_id: Arc<str>,
+        span: &RequestSpan,
+        trace: &SpanContext,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
+        let component = service.current();
+        let reusing = service.config.reuse.enabled();
+        let instance = self.instance_for(service, component.generation, request_id, span, trace);
+        let call = Call {
+            component,
+            timeout: service.config.limits.request_timeout,
+            metrics: service
+                .metrics
+                .get_or_init(|| self.metrics.for_service(&service.name))
+                .clone(),
+            relief: self.clone(),
+            reusing,
+        };
+        let Ran { answer, rest } = p2::run(call, instance, request).await;
+        match rest {
+            Rest::Ended(kept) => self.settle(service, kept),
+            Rest::Running(rest) => {
+                let (dispatcher, service) = (self.clone(), service.clone());
+                tokio::spawn(async move {
+                    let kept = rest.await;
+                    dispatcher.settle(&service, kept);
+                });
+            }
+        }
+        answer
+    }
+
+    /// A kept instance of `service`'s current component made ready for
+    /// this request, or a fresh one.
+    fn instance_for(
+        self: &Arc<Self>,
+        service: &Service,
+        generation: u64,
+        request_id: Arc<str>,
+        span: &RequestSpan,
+        trace: &SpanContext,
+    ) -> Instance {
+        let in_process: Weak<dyn InProcess> = Arc::downgrade(self) as Weak<Self>;
+        let outbound = Outbound::new(
+            in_process,
+            self.metrics.clone(),
+            service.name.clone(),
+            service.config.clone(),
+            request_id.clone(),
+            span.clone(),
+            trace.clone(),
+        );
+        if service.config.reuse.enabled() {
+            let taken = service.kept.take(current_worker(), generation);
+            self.metrics
+                .retired(&service.name, Retired::Reloaded, taken.stale);
+            if let Some(kept) = taken.item {
+                return kept.begin_request(request_id, span.clone(), outbound);
+            }
+        }
+        let kv = KvView {
+            backend: self.kv.clone(),
+            buckets: service.buckets.clone(),
+            service: service.name.clone(),
+        };
+        let host = Host::new(
+            service.name.clone(),
+            &service.config,
+            request_id,
+            span.clone(),
+            kv,
+            outbound,
+        );
+        Instance::fresh(&self.engine, host)
+    }
+
+    /// Keeps the instance a request left (`None`: it failed) for the
+    /// service's next request, if its reuse policy says so; counts why not.
+    fn settle(&self, service: &Service, kept: Option<Kept>) {
+        let policy = &service.config.reuse;
+        if !policy.enabled() {
+            return;
+        }
+        let ending = match &kept {
+            Some(kept) => Ending {
+                clean: true,
+                served: kept.served(),
+                memory_bytes: kept.memory_bytes(),
+            },
+            None => Ending {
+                clean: false,
+                served: 0,
+                memory_bytes: 0,
+            },
+        };
+        match (policy.after_request(ending), kept) {
+            (Ok(()), Some(mut kept)) => {
+                kept.end_request();
+                let generation = kept.generation();
+                service
+                    .kept
+                    .put(current_worker(), generation, kept, Instant::now());
+            }
+            (Err(why), _) => self.metrics.retired(&service.name, why, 1),
+            // Not clean is never kept.
+            (Ok(()), None) => {}
         }
     }
 }
@@ -206,7 +336,7 @@ fn name_the_host<B>(service: &Service, request: &mut hyper::Request<B>) {
     }
 }
 
-impl InProcess for Runtime {
+impl InProcess for Dispatcher {
     fn is_service(&self, name: &str) -> bool {
         self.services.contains_key(name)
     }
@@ -228,5 +358,54 @@ impl InProcess for Runtime {
                 ),
             }
         })
+    }
+}
+
+impl PoolRelief for Dispatcher {
+    fn drop_kept(&self) -> usize {
+        self.services()
+            .iter()
+            .map(|service| {
+                let dropped = service.kept.clear();
+                self.metrics
+                    .retired(&service.name, Retired::PoolFull, dropped);
+                dropped
+            })
+            .sum()
+    }
+}
+
+/// Drops kept instances once they have been idle for their service's
+/// `idle_timeout`, checking a few times per timeout, for as long as the
+/// dispatcher lives.
+pub(crate) async fn expire_idle(dispatcher: Weak<Dispatcher>) {
+    let Some(shortest) = dispatcher.upgrade().and_then(|d| {
+        d.services()
+            .iter()
+            .filter(|s| s.config.reuse.enabled())
+            .map(|s| s.config.reuse.idle_timeout)
+            .min()
+    }) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(dispatcher) = dispatcher.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        for service in dispatcher.services() {
+            let reuse = &service.config.reuse;
+            if reuse.enabled() {
+                let expired = service.kept.expire(now, |idle| reuse.expired(idle));
+                dispatcher
+                    .metrics
+                    .retired(&service.name, Retired::Idle, expired);
+            }
+        }
     }
 }

@@ -6,14 +6,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, Linker};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::config::ServiceConfig;
-use crate::error::HostError;
-use crate::host::Host;
+use crate::instance::component::Prepared;
+use crate::instance::p2::Kept;
+use crate::instance::pool::Pool;
 use crate::metrics::{RequestSeries, ServiceMetrics};
-use crate::reuse::Idle;
+use crate::policy::service::ServiceConfig;
+use crate::serve::worker::worker_count;
 use crate::stats::{ServiceStats, Shedding};
 
 pub(crate) struct Service {
@@ -21,7 +20,7 @@ pub(crate) struct Service {
     pub config: Arc<ServiceConfig>,
     /// The buckets of `config`, shared by every instance's key-value view.
     pub buckets: Arc<BTreeSet<String>>,
-    current: RwLock<Arc<Loaded>>,
+    current: RwLock<Arc<Prepared>>,
     pub stats: ServiceStats,
     /// One permit per running instance; none left means 503, never a queue.
     pub slots: Arc<Semaphore>,
@@ -31,63 +30,41 @@ pub(crate) struct Service {
     /// Its request counters and latency histograms by route and status.
     pub requests: RequestSeries,
     /// Instances kept between requests (when `config.reuse` allows).
-    pub idle: Idle,
-}
-
-/// A component ready to instantiate, and the sha256 of its `.wasm`.
-pub(crate) struct Loaded {
-    pub pre: ProxyPre<Host>,
-    pub digest: String,
-}
-
-impl Loaded {
-    pub fn new(
-        service: &str,
-        component: &Component,
-        digest: String,
-        linker: &Linker<Host>,
-    ) -> Result<Self, HostError> {
-        let pre = linker
-            .instantiate_pre(component)
-            .and_then(ProxyPre::new)
-            .map_err(|source| HostError::NotAProxy {
-                service: service.to_string(),
-                source: source.into(),
-            })?;
-        Ok(Self { pre, digest })
-    }
+    pub kept: Pool<Kept>,
 }
 
 impl Service {
-    pub fn new(config: ServiceConfig, loaded: Loaded) -> Self {
+    pub(crate) fn new(config: ServiceConfig, prepared: Prepared) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
             buckets: Arc::new(config.buckets.clone()),
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency.max(1))),
             config: Arc::new(config),
-            current: RwLock::new(Arc::new(loaded)),
+            current: RwLock::new(Arc::new(prepared)),
             stats: ServiceStats::default(),
             shedding: Shedding::default(),
             metrics: OnceLock::new(),
             requests: RequestSeries::default(),
-            idle: Idle::default(),
+            kept: Pool::new(worker_count()),
         }
     }
 
     /// The component new requests get.
-    pub fn current(&self) -> Arc<Loaded> {
+    pub(crate) fn current(&self) -> Arc<Prepared> {
         match self.current.read() {
             Ok(current) => current.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// Serves new requests from `loaded` from now on.
-    pub fn replace(&self, loaded: Loaded) {
-        let loaded = Arc::new(loaded);
+    /// Serves new requests from `prepared` from now on; the instances
+    /// kept of the one before are dropped (how many).
+    pub(crate) fn replace(&self, prepared: Prepared) -> usize {
+        let prepared = Arc::new(prepared);
         match self.current.write() {
-            Ok(mut current) => *current = loaded,
-            Err(poisoned) => *poisoned.into_inner() = loaded,
+            Ok(mut current) => *current = prepared,
+            Err(poisoned) => *poisoned.into_inner() = prepared,
         }
+        self.kept.clear()
     }
 }

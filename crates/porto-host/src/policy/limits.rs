@@ -1,5 +1,9 @@
-//! Every limit porto puts on a request, an instance or the instance pool,
-//! with its default: the one place they are defined.
+//! The limits porto puts on a request, an instance or the instance pool,
+//! with their defaults. Three kinds live beside what they bound instead:
+//! the reuse bounds (`policy/reuse.rs`), the key-value backends' operation
+//! deadline (porto-kv) and the 64 route classes a service's metrics keep
+//! (metrics.rs); the worker's timer heartbeat (serve/server.rs) is a cost
+//! measure, not a limit.
 //!
 //! Per service ([`Limits`]): how long a request may run, how much memory
 //! an instance may grow to, how many instances may run at once and how

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::limits::Limits;
-use crate::reuse::Reuse;
+use crate::policy::limits::Limits;
+use crate::policy::reuse::Reuse;
 
 /// One service: its name, what its guest sees and may reach, its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]

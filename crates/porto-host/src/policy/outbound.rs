@@ -1,0 +1,165 @@
+//! Where a guest's outbound request goes: the rule of `depends_on`,
+//! `x-porto.allow_services` and `x-porto.allow_hosts`, and the label the
+//! call is counted under.
+//!
+//! A request to a service of this process (`http://user-service`, any
+//! port) is handed to it in-process, if the caller may call it; one to any
+//! other host goes over the network only if an `allow_hosts` entry lets it
+//! out. A label names a target only from fixed sets: a service, the entry
+//! that allowed a network call (`*`, not whatever host a guest allowed `*`
+//! made up), or `other` for a refused host that is not a service.
+
+use crate::policy::service::ServiceConfig;
+
+/// What happens to one outbound request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    /// To the service of that name, in this process.
+    Service(&'a str),
+    /// Over the network, let out by this `allow_hosts` entry.
+    Network { entry: &'a str },
+    /// Refused; `label` is what the refusal is counted under.
+    Denied { label: &'a str, why: &'static str },
+}
+
+impl Route<'_> {
+    /// The `target` label of `porto_outbound_requests_total`.
+    pub(crate) fn label(&self) -> &str {
+        match self {
+            Self::Service(name) => name,
+            Self::Network { entry } => entry,
+            Self::Denied { label, .. } => label,
+        }
+    }
+}
+
+/// Where a request of `caller` to `host` (lower-case) and `port` goes;
+/// `is_service` says whether this process runs a service of that name.
+pub(crate) fn route<'a>(
+    caller: &'a ServiceConfig,
+    host: &'a str,
+    port: Option<u16>,
+    is_service: bool,
+) -> Route<'a> {
+    if is_service {
+        return if caller.allowed_services.contains(host) {
+            Route::Service(host)
+        } else {
+            Route::Denied {
+                label: host,
+                why: "not in depends_on or x-porto.allow_services",
+            }
+        };
+    }
+    match allowing_entry(&caller.allowed_hosts, host, port) {
+        Some(entry) => Route::Network { entry },
+        None => Route::Denied {
+            label: "other",
+            why: "not a service and not in x-porto.allow_hosts",
+        },
+    }
+}
+
+/// The `allow_hosts` entry that lets `host[:port]` out, if one does
+/// (`host` allows every port, `host:port` only that one, `*` any host: for
+/// a front end whose network is already the boundary, as a container's is).
+fn allowing_entry<'a>(allowed: &'a [String], host: &str, port: Option<u16>) -> Option<&'a str> {
+    allowed
+        .iter()
+        .find(|entry| match entry.rsplit_once(':') {
+            _ if entry.as_str() == "*" => true,
+            Some((h, p)) if p.parse::<u16>().is_ok() => {
+                h.eq_ignore_ascii_case(host) && port == p.parse().ok()
+            }
+            _ => entry.eq_ignore_ascii_case(host),
+        })
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(services: &[&str], hosts: &[&str]) -> ServiceConfig {
+        let mut config = ServiceConfig::new("caller");
+        config.allowed_services = services.iter().map(|s| s.to_string()).collect();
+        config.allowed_hosts = hosts.iter().map(|s| s.to_string()).collect();
+        config
+    }
+
+    #[test]
+    fn an_allowed_service_is_called_in_process_on_any_port() {
+        let config = caller(&["user-service"], &["*"]);
+        assert_eq!(
+            route(&config, "user-service", Some(9999), true),
+            Route::Service("user-service")
+        );
+    }
+
+    #[test]
+    fn a_service_not_depended_on_is_denied_even_under_a_wildcard() {
+        let config = caller(&[], &["*"]);
+        let routed = route(&config, "user-service", None, true);
+        assert!(matches!(routed, Route::Denied { .. }), "{routed:?}");
+        assert_eq!(routed.label(), "user-service");
+    }
+
+    #[test]
+    fn host_rules() {
+        let config = caller(&[], &["api.example.com", "cache:6380"]);
+        let allows =
+            |host, port| matches!(route(&config, host, port, false), Route::Network { .. });
+        assert!(allows("api.example.com", Some(443)));
+        assert!(allows("api.example.com", None));
+        assert!(allows("cache", Some(6380)));
+        assert!(!allows("cache", Some(6379)));
+        assert!(!allows("cache", None));
+        assert!(!allows("evil.example.com", None));
+        assert!(!allows("api.example.com.evil", None));
+        assert!(matches!(
+            route(&caller(&[], &[]), "anything", None, false),
+            Route::Denied { label: "other", .. }
+        ));
+    }
+
+    #[test]
+    fn entries_match_regardless_of_case() {
+        let config = caller(&[], &["API.Example.com"]);
+        assert_eq!(
+            route(&config, "api.example.com", None, false),
+            Route::Network {
+                entry: "API.Example.com"
+            }
+        );
+    }
+
+    #[test]
+    fn a_call_is_labelled_by_the_entry_that_allowed_it() {
+        let config = caller(&[], &["cache:6380", "*"]);
+        assert_eq!(
+            route(&config, "cache", Some(6380), false).label(),
+            "cache:6380"
+        );
+        assert_eq!(route(&config, "cache", Some(6379), false).label(), "*");
+        assert_eq!(route(&config, "h1.example", None, false).label(), "*");
+    }
+
+    /// However many hosts a guest makes up, its calls get labels from a
+    /// fixed set: the entries, the services, `other`.
+    #[test]
+    fn made_up_hosts_get_no_label_of_their_own() {
+        let allowed = caller(&[], &["*"]);
+        let denied = caller(&[], &["api.example.com"]);
+        let labels: std::collections::BTreeSet<String> = (0..5_000)
+            .flat_map(|i| {
+                let host = format!("h{i}.example");
+                [
+                    route(&allowed, &host, None, false).label().to_string(),
+                    route(&denied, &host, None, false).label().to_string(),
+                ]
+            })
+            .collect();
+        let expected = std::collections::BTreeSet::from(["*".to_string(), "other".to_string()]);
+        assert_eq!(labels, expected);
+    }
+}
