@@ -257,7 +257,8 @@ impl Dispatcher {
         span: &RequestSpan,
         trace: &SpanContext,
     ) -> Instance {
-        let in_process: Weak<dyn InProcess> = Arc::downgrade(self) as Weak<Self>;
+        let this: Weak<Self> = Arc::downgrade(self);
+        let in_process: Weak<dyn InProcess> = this;
         let outbound = Outbound::new(
             in_process,
             self.metrics.clone(),
