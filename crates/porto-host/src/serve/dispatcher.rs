@@ -380,13 +380,15 @@ impl PoolRelief for Dispatcher {
 /// `idle_timeout`, checking a few times per timeout, for as long as the
 /// dispatcher lives.
 pub(crate) async fn expire_idle(dispatcher: Weak<Dispatcher>) {
-    let Some(shortest) = dispatcher.upgrade().and_then(|d| {
-        d.services()
-            .iter()
+    let reusing: Vec<Arc<Service>> = match dispatcher.upgrade() {
+        Some(d) => d
+            .services()
+            .into_iter()
             .filter(|s| s.config.reuse.enabled())
-            .map(|s| s.config.reuse.idle_timeout)
-            .min()
-    }) else {
+            .collect(),
+        None => return,
+    };
+    let Some(shortest) = reusing.iter().map(|s| s.config.reuse.idle_timeout).min() else {
         return;
     };
     let mut ticks = tokio::time::interval(
@@ -399,14 +401,12 @@ pub(crate) async fn expire_idle(dispatcher: Weak<Dispatcher>) {
             return;
         };
         let now = Instant::now();
-        for service in dispatcher.services() {
+        for service in &reusing {
             let reuse = &service.config.reuse;
-            if reuse.enabled() {
-                let expired = service.kept.expire(now, |idle| reuse.expired(idle));
-                dispatcher
-                    .metrics
-                    .retired(&service.name, Retired::Idle, expired);
-            }
+            let expired = service.kept.expire(now, |idle| reuse.expired(idle));
+            dispatcher
+                .metrics
+                .retired(&service.name, Retired::Idle, expired);
         }
     }
 }

@@ -7,7 +7,7 @@
 //! bare answer, as it is written, with the same status in the envelope
 //! every other answer has (`content-type`, a JSON body, `x-request-id`).
 //! It knows the bare answer because every answer porto itself sends
-//! carries `x-request-id` (`runtime.rs`), and hyper's never does.
+//! carries `x-request-id` (`serve/dispatcher.rs`), and hyper's never does.
 //!
 //! [`refusal`] is the same envelope as raw bytes, for a connection turned
 //! away before hyper is given it.
