@@ -30,19 +30,41 @@ fn concurrently(
     })
 }
 
+/// Twelve first requests at once all see the one seed: the same page,
+/// two users, and the next user created gets id 3 (a second seed would
+/// have taken ids or added rows).
 #[test]
 fn concurrent_first_requests_seed_exactly_once() {
     let porto = Porto::start_default();
-    for page in concurrently(&porto, 12, |api, _| api.get("/api/users")) {
-        assert_eq!(page.status, 200, "{}", page.body);
-        let names: Vec<String> = page.json()["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|u| u["name"].as_str().unwrap_or_default().to_string())
-            .collect();
-        assert_eq!(names, vec!["Alice Johnson", "Bob Smith"]);
+    let pages: Vec<serde_json::Value> = concurrently(&porto, 12, |api, _| api.get("/api/users"))
+        .into_iter()
+        .map(|page| {
+            assert_eq!(page.status, 200, "{}", page.body);
+            page.json()
+        })
+        .collect();
+    let names: Vec<&str> = pages[0]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, vec!["Alice Johnson", "Bob Smith"]);
+    for page in &pages {
+        assert_eq!(page, &pages[0], "pages differ");
     }
+    let next = porto.gateway().post_json(
+        "/api/users",
+        &json!({"name": "Third", "email": "third@example.com"}),
+    );
+    assert_eq!(next.status, 201, "{}", next.body);
+    assert_eq!(next.json()["id"], 3, "{}", next.body);
+    assert_eq!(
+        porto.gateway().get("/api/users").json()["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 }
 
 #[test]

@@ -154,30 +154,59 @@ mod alone {
             .count()
     }
 
+    /// Resident memory of this process, from /proc.
+    fn resident_bytes() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     /// A program that embeds porto-host and starts, serves and drops
     /// stacks keeps nothing of theirs: each stack's background work (the
     /// workers, the memory trimmer, the epoch ticker) ends with it, and so
     /// does its store, which the next stack opens again (a stack whose
-    /// runtime outlived it fails there: the file is still open). Counts
-    /// threads, so it runs alone: other tests' threads would be counted.
+    /// runtime outlived it fails there: the file is still open). Every
+    /// other stack reuses instances, so a kept instance (whose outbound
+    /// hooks point back at the stack) is among what must go. Counts
+    /// threads and memory, so it runs alone: other tests' would be counted.
     #[test]
     fn a_dropped_stack_leaves_no_thread_behind() {
         let data = tempfile::tempdir().expect("tempdir");
         let tokio = tokio::runtime::Runtime::new().expect("tokio");
-        let serve_once = || {
-            let stack = hello_stack(ServiceConfig::new("hello"), data.path());
+        let reusing = ServiceConfig {
+            reuse: porto_host::Reuse::from_keys(std::num::NonZeroU32::new(64), None, None),
+            ..ServiceConfig::new("hello")
+        };
+        let serve_once = |config: &ServiceConfig| {
+            let stack = hello_stack(config.clone(), data.path());
             let (address, stop, serving) = serve_hello(&stack, &tokio);
-            let response = raw_exchange(
-                &address.to_string(),
-                b"GET / HTTP/1.1\r\nhost: hello\r\nconnection: close\r\n\r\n",
-            );
-            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            // Three requests on one connection (one worker), so the second
+            // and third find the instance the first left, where reuse is on.
+            let get = "GET / HTTP/1.1\r\nhost: hello\r\n\r\n";
+            let last = "GET / HTTP/1.1\r\nhost: hello\r\nconnection: close\r\n\r\n";
+            let response =
+                raw_exchange(&address.to_string(), format!("{get}{get}{last}").as_bytes());
+            assert_eq!(response.matches("HTTP/1.1 200").count(), 3, "{response}");
+            let reuses: f64 = stack
+                .metrics()
+                .lines()
+                .filter(|line| line.starts_with("porto_instance_reuses_total{"))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            let expected = if config.reuse.enabled() { 2.0 } else { 0.0 };
+            assert_eq!(reuses, expected, "{}", stack.metrics());
             stop_and_drain(&tokio, &stop, serving);
             drop(stack);
         };
-        serve_once();
-        // What one stack leaves is the baseline (the tokio runtime above,
-        // allocator and compiler threads that live as long as the process).
+        serve_once(&ServiceConfig::new("hello"));
+        serve_once(&reusing);
+        // What the first stacks leave is the baseline (the tokio runtime
+        // above, allocator and compiler threads and caches that live as
+        // long as the process).
         let settle = |limit: usize| {
             let until = std::time::Instant::now() + Duration::from_secs(10);
             while threads() > limit && std::time::Instant::now() < until {
@@ -185,14 +214,28 @@ mod alone {
             }
             threads()
         };
-        let before = settle(0);
-        for _ in 0..20 {
-            serve_once();
+        let (threads_before, memory_before) = (settle(0), resident_bytes());
+        for round in 0..20 {
+            if round % 2 == 0 {
+                serve_once(&reusing);
+            } else {
+                serve_once(&ServiceConfig::new("hello"));
+            }
         }
-        let after = settle(before);
+        let (threads_after, memory_after) = (settle(threads_before), resident_bytes());
         assert!(
-            after <= before,
-            "{after} threads after 20 more stacks, {before} after the first"
+            threads_after <= threads_before,
+            "{threads_after} threads after 20 more stacks, {threads_before} after the first two"
+        );
+        // A stack left behind keeps its engine, pool and kept instances:
+        // several MiB each, so 20 of them would pass this.
+        let grown = memory_after.saturating_sub(memory_before);
+        assert!(
+            grown < 48 * 1024 * 1024,
+            "resident memory grew {} MiB over 20 stacks ({} -> {} MiB)",
+            grown >> 20,
+            memory_before >> 20,
+            memory_after >> 20
         );
     }
 }

@@ -57,43 +57,119 @@ fn warm_start_uses_the_compile_cache() {
     }
 }
 
+/// Every subcommand is listed with a summary in `porto --help`, and its
+/// own `--help` explains it; `up`'s names the flags the README relies on.
 #[test]
 fn help_explains_every_command() {
-    let help = std::process::Command::new(PORTO)
-        .arg("--help")
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&help.stdout);
-    assert!(text.contains("up") && text.contains("build"), "{text}");
-    let up = std::process::Command::new(PORTO)
-        .args(["up", "--help"])
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&up.stdout);
-    for flag in ["--file", "--data", "--ephemeral-ports", "--drain-timeout"] {
-        assert!(text.contains(flag), "{flag} missing from up --help");
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(PORTO)
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("run porto");
+        assert!(out.status.success(), "porto {args:?} --help: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&[]);
+    let listed: Vec<&str> = top
+        .lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    for command in ["up", "build", "image", "ps", "kube", "new"] {
+        let line = listed
+            .iter()
+            .find(|line| line.split_whitespace().next() == Some(command))
+            .unwrap_or_else(|| panic!("{command} not listed in porto --help:\n{top}"));
+        assert!(
+            line.split_whitespace().count() > 2,
+            "{command} has no summary: {line:?}"
+        );
+        let own = help(&[command]);
+        assert!(
+            own.contains(&format!("Usage: porto {command}")),
+            "porto {command} --help:\n{own}"
+        );
+        assert!(
+            own.lines().next().is_some_and(|first| first.len() > 10),
+            "porto {command} --help has no description:\n{own}"
+        );
+    }
+    for command in ["build", "push", "pull"] {
+        let own = help(&["image", command]);
+        assert!(
+            own.contains(&format!("Usage: porto image {command}")),
+            "porto image {command} --help:\n{own}"
+        );
+    }
+    let up = help(&["up"]);
+    for flag in [
+        "--file",
+        "--data",
+        "--kv",
+        "--ephemeral-ports",
+        "--drain-timeout",
+        "--watch",
+        "--admin",
+    ] {
+        assert!(up.contains(flag), "{flag} missing from up --help:\n{up}");
     }
 }
 
+/// A Compose file porto cannot run is refused before anything starts: a
+/// non-zero exit naming the problem, no ready line, no listener, and no
+/// data directory left behind.
 #[test]
 fn invalid_compose_files_fail_before_starting() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    depends_on: [ghost]\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(PORTO)
-        .args(["up", "--ephemeral-ports", "-f"])
-        .arg(&file)
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ghost"), "{stderr}");
+    let service = "  a:\n    platform: wasi/wasm\n    build: a\n";
+    for (case, compose, named) in [
+        (
+            "unknown dependency",
+            format!("services:\n{service}    depends_on: [ghost]\n"),
+            "ghost",
+        ),
+        (
+            "dependency cycle",
+            format!(
+                "services:\n{service}    depends_on: [b]\n  b:\n    platform: wasi/wasm\n    build: b\n    depends_on: [a]\n"
+            ),
+            "cycle",
+        ),
+        (
+            "misspelt porto key",
+            format!("services:\n{service}    x-porto:\n      max_concurency: 4\n"),
+            "max_concurency",
+        ),
+        (
+            "unreadable port",
+            format!("services:\n{service}    ports: [\"eighty\"]\n"),
+            "eighty",
+        ),
+        (
+            "no component source",
+            "services:\n  a:\n    platform: wasi/wasm\n".to_string(),
+            "needs `build`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, compose).expect("write");
+        let data = dir.path().join("data");
+        let out = std::process::Command::new(PORTO)
+            .args(["up", "--ephemeral-ports", "--no-admin", "-f"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("run");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: exited {:?}", out.status);
+        assert!(stderr.contains(named), "{case}: {named:?} not in {stderr}");
+        assert!(!stdout.contains("ready"), "{case}: said ready: {stdout}");
+        assert!(!data.exists(), "{case}: created {}", data.display());
+    }
 }
 
 #[test]

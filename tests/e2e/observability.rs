@@ -109,6 +109,60 @@ fn metrics_count_known_traffic() {
     );
 }
 
+/// A guest allowed `*` that calls 5,000 hosts it made up, and one allowed
+/// nothing that tries the same, add no series per host: an outbound call
+/// is labelled by the allow-list entry that let it out (`*`) or `other`,
+/// so the number of series after 10,000 calls is what it was after two.
+/// (127.a.b.c addresses with nothing listening: refused at once, and no
+/// name lookups.)
+#[test]
+fn made_up_hosts_leave_the_number_of_series_bounded() {
+    let porto = Porto::start(&fixtures_compose(&[
+        ("open", "fanout", ", allow_hosts: ['*']"),
+        ("closed", "fanout", ""),
+    ]));
+    let call = |service: &str, from: u32, count: u32| {
+        let reply = Client::new(porto.url(service)).get(&format!("/?from={from}&count={count}"));
+        assert_eq!(reply.status, 200, "{service}: {}", reply.body);
+        let outcomes = reply.json();
+        let total: u64 = outcomes
+            .as_object()
+            .map(|o| o.values().filter_map(Value::as_u64).sum())
+            .unwrap_or_default();
+        assert_eq!(total, u64::from(count), "{service}: {outcomes}");
+        assert!(
+            outcomes.get("status 200").is_none(),
+            "{service} reached a made-up host: {outcomes}"
+        );
+    };
+    call("open", 1, 1);
+    call("closed", 1, 1);
+    let before = porto.metrics();
+    for batch in 0..5 {
+        for service in ["open", "closed"] {
+            call(service, 2 + batch * 1_000, 1_000);
+        }
+    }
+    let after = porto.metrics();
+    let targets = |service: &str| -> std::collections::BTreeSet<String> {
+        let prefix = format!("porto_outbound_requests_total{{service=\"{service}\",target=\"");
+        after
+            .keys()
+            .filter_map(|series| Some(series.strip_prefix(&prefix)?.split_once('"')?.0.to_string()))
+            .collect()
+    };
+    assert_eq!(targets("open"), ["*".to_string()].into());
+    assert_eq!(targets("closed"), ["other".to_string()].into());
+    let calls: f64 = after
+        .iter()
+        .filter(|(series, _)| series.starts_with("porto_outbound_requests_total{"))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(calls, 10_002.0);
+    let new: Vec<&String> = after.keys().filter(|s| !before.contains_key(*s)).collect();
+    assert!(new.is_empty(), "series added by made-up hosts: {new:?}");
+}
+
 /// Both ways a guest runs out of time are counted as `timeout` failures:
 /// one that waits (sleep) and one that computes (spin, interrupted).
 #[test]

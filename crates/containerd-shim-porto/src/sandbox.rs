@@ -63,8 +63,8 @@ async fn serve(settings: Settings, wasm: Vec<u8>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    // Before the ready line: a SIGTERM sent on seeing it must drain, not kill.
     let stop = porto_host::shutdown_on_signal();
-    let serving = stack.serve(vec![(name.clone(), listener)], stop.clone(), settings.drain)?;
     let service = &stack.started()[0];
     println!(
         "porto: {name} on http://{}  wasm sha256:{}  key-value store: {}  ready in {} ms",
@@ -73,13 +73,13 @@ async fn serve(settings: Settings, wasm: Vec<u8>) -> anyhow::Result<()> {
         settings.kv.describe(&settings.data_dir),
         started.elapsed().as_millis()
     );
-    let mut stopping = stop;
-    let _ = stopping.changed().await;
-    println!(
-        "porto: stopping; draining in-flight requests (up to {}s)",
-        settings.drain.as_secs()
-    );
-    serving.stopped().await;
-    println!("porto: stopped");
+    stack
+        .serve_until_stopped(
+            vec![(name.clone(), listener)],
+            stop,
+            settings.drain,
+            |line| println!("{line}"),
+        )
+        .await?;
     Ok(())
 }

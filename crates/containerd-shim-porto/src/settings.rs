@@ -87,7 +87,7 @@ impl Settings {
         };
         let allowed_hosts = match get(var::ALLOW_HOSTS) {
             Some(list) => split_list(list).collect(),
-            None => vec!["*".to_string()],
+            None => vec![var::DEFAULT_ALLOW_HOSTS.to_string()],
         };
         let limits = Limits::from_keys(
             parsed(&porto, var::REQUEST_TIMEOUT_MS)?,
@@ -124,12 +124,14 @@ impl Settings {
                 limits,
                 reuse,
             },
-            listen: parsed(&porto, var::LISTEN)?.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 80))),
+            listen: parsed(&porto, var::LISTEN)?
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], var::DEFAULT_LISTEN_PORT))),
             kv,
             kv_pool_size: parsed(&porto, var::KV_POOL_SIZE)?.unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
-            data_dir: get(var::DATA).unwrap_or("/data").into(),
-            drain: Duration::from_secs(parsed(&porto, var::DRAIN_TIMEOUT)?.unwrap_or(10)),
-            log: get(var::LOG).unwrap_or("info").to_string(),
+            data_dir: get(var::DATA).unwrap_or(var::DEFAULT_DATA_DIR).into(),
+            drain: parsed(&porto, var::DRAIN_TIMEOUT)?
+                .map_or(var::DEFAULT_DRAIN_TIMEOUT, Duration::from_secs),
+            log: get(var::LOG).unwrap_or(var::DEFAULT_LOG).to_string(),
             allocator,
             unknown,
         })
@@ -282,6 +284,35 @@ mod tests {
         );
         assert!(settings.service.env.is_empty());
         assert_eq!(settings.service.reuse, Reuse::default());
+    }
+
+    /// What `porto kube` writes for a service's limits and reuse is what
+    /// the shim reads back: the two ends share one definition.
+    #[test]
+    fn limits_and_reuse_written_for_a_container_read_back_the_same() {
+        let mut config = ServiceConfig::new("users");
+        for (limits, reuse) in [
+            (Limits::default(), Reuse::default()),
+            (
+                Limits::from_keys(Some(1500), Some(64), Some(7), Some(100)),
+                Reuse::from_keys(std::num::NonZeroU32::new(128), Some(250), Some(8)),
+            ),
+            (
+                Limits::from_keys(None, None, Some(1), None),
+                Reuse::from_keys(std::num::NonZeroU32::new(2), None, None),
+            ),
+        ] {
+            config.limits = limits;
+            config.reuse = reuse;
+            let pairs: Vec<String> = var::limit_settings(&config)
+                .into_iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            let settings = Settings::from_env(&pairs, None).expect("valid");
+            assert_eq!(settings.service.limits, limits, "{pairs:?}");
+            assert_eq!(settings.service.reuse, reuse, "{pairs:?}");
+            assert!(settings.unknown.is_empty(), "{pairs:?}");
+        }
     }
 
     #[test]

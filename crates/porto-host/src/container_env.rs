@@ -1,8 +1,15 @@
 //! The `PORTO_*` variables that configure porto's containerd shim inside a
-//! container. One list for both ends: `porto kube` writes these names into
-//! manifests and the shim reads them, and names any other `PORTO_*`
-//! variable in its log at start, so a misspelt setting is seen rather than
-//! silently missing.
+//! container: their names, their defaults and how a service's limits and
+//! reuse become them. One definition for both ends: `porto kube` writes
+//! manifests from it and the shim reads containers by it, and names any
+//! other `PORTO_*` variable in its log at start, so a misspelt setting is
+//! seen rather than silently missing.
+
+use std::time::Duration;
+
+use crate::ServiceConfig;
+use crate::policy::limits::Limits;
+use crate::policy::reuse::Reuse;
 
 /// What every variable of the host's starts with; the rest of the
 /// environment is the guest's.
@@ -46,3 +53,69 @@ pub const ALL: &[&str] = &[
     LOG,
     ALLOCATOR,
 ];
+
+/// The port the shim serves on when `PORTO_LISTEN` is unset (on every
+/// address of the container's network namespace).
+pub const DEFAULT_LISTEN_PORT: u16 = 80;
+/// Where the embedded store (and the compile cache) live when `PORTO_DATA`
+/// is unset: mount a volume there.
+pub const DEFAULT_DATA_DIR: &str = "/data";
+/// `PORTO_ALLOW_HOSTS` when unset: any host, the container network being
+/// the boundary.
+pub const DEFAULT_ALLOW_HOSTS: &str = "*";
+/// What in-flight requests get after SIGTERM when `PORTO_DRAIN_TIMEOUT`
+/// is unset.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// `PORTO_LOG` when unset.
+pub const DEFAULT_LOG: &str = "info";
+
+/// The variables that carry `config`'s limits and reuse settings, only
+/// those that differ from the defaults (which the shim applies itself).
+pub fn limit_settings(config: &ServiceConfig) -> Vec<(&'static str, String)> {
+    let (limits, default_limits) = (&config.limits, Limits::default());
+    let (reuse, default_reuse) = (&config.reuse, Reuse::default());
+    let mib = |bytes: u64| (bytes / (1024 * 1024)).to_string();
+    let ms = |duration: Duration| duration.as_millis().to_string();
+    let candidates = [
+        (
+            REQUEST_TIMEOUT_MS,
+            limits.request_timeout != default_limits.request_timeout,
+            ms(limits.request_timeout),
+        ),
+        (
+            MAX_MEMORY_MIB,
+            limits.max_memory_bytes != default_limits.max_memory_bytes,
+            mib(limits.max_memory_bytes),
+        ),
+        (
+            MAX_CONCURRENCY,
+            limits.max_concurrency != default_limits.max_concurrency,
+            limits.max_concurrency.to_string(),
+        ),
+        (
+            MAX_BODY_BYTES,
+            limits.max_body_bytes != default_limits.max_body_bytes,
+            limits.max_body_bytes.to_string(),
+        ),
+        (
+            MAX_INSTANCE_REUSE,
+            reuse.max_requests != default_reuse.max_requests,
+            reuse.max_requests.to_string(),
+        ),
+        (
+            REUSE_IDLE_TIMEOUT_MS,
+            reuse.idle_timeout != default_reuse.idle_timeout,
+            ms(reuse.idle_timeout),
+        ),
+        (
+            REUSE_MAX_MEMORY_MIB,
+            reuse.max_memory_bytes != default_reuse.max_memory_bytes,
+            mib(reuse.max_memory_bytes),
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(_, differs, _)| *differs)
+        .map(|(name, _, value)| (name, value))
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! error response (`failure.rs`).
 
 /// The error a wasmtime or I/O call gave, with its chain of causes.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {

@@ -21,7 +21,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    pub fn internal(log: String) -> Self {
+    pub(crate) fn internal(log: String) -> Self {
         Self {
             status: 500,
             code: "internal_error",
@@ -34,7 +34,7 @@ impl Failure {
     /// Out of capacity (the service's max_concurrency, the instance pool,
     /// the memory for request bodies): the client may retry shortly.
     /// `limit` names the limit for the shed counter.
-    pub fn overloaded(limit: &'static str, log: String) -> Self {
+    pub(crate) fn overloaded(limit: &'static str, log: String) -> Self {
         Self {
             status: 503,
             code: "overloaded",
@@ -44,7 +44,7 @@ impl Failure {
         }
     }
 
-    pub fn timeout(limit: std::time::Duration) -> Self {
+    pub(crate) fn timeout(limit: std::time::Duration) -> Self {
         Self {
             status: 504,
             code: "timeout",
@@ -54,7 +54,7 @@ impl Failure {
         }
     }
 
-    pub fn bad_request(log: String) -> Self {
+    pub(crate) fn bad_request(log: String) -> Self {
         Self {
             status: 400,
             code: "bad_request",
@@ -64,7 +64,7 @@ impl Failure {
         }
     }
 
-    pub fn body_timeout() -> Self {
+    pub(crate) fn body_timeout() -> Self {
         Self {
             status: 408,
             code: "request_timeout",
@@ -74,7 +74,7 @@ impl Failure {
         }
     }
 
-    pub fn payload_too_large(log: String) -> Self {
+    pub(crate) fn payload_too_large(log: String) -> Self {
         Self {
             status: 413,
             code: "payload_too_large",
@@ -84,7 +84,7 @@ impl Failure {
         }
     }
 
-    pub fn headers_too_large() -> Self {
+    pub(crate) fn headers_too_large() -> Self {
         Self {
             status: 431,
             code: "headers_too_large",
@@ -95,7 +95,7 @@ impl Failure {
     }
 
     /// A head hyper could not parse as HTTP/1.1.
-    pub fn unparsable() -> Self {
+    pub(crate) fn unparsable() -> Self {
         Self {
             status: 400,
             code: "bad_request",
@@ -105,7 +105,7 @@ impl Failure {
         }
     }
 
-    pub fn uri_too_long() -> Self {
+    pub(crate) fn uri_too_long() -> Self {
         Self {
             status: 414,
             code: "uri_too_long",
@@ -118,7 +118,7 @@ impl Failure {
     /// The header its status calls for: `Retry-After` on 503, and on 413
     /// and 408 `Connection: close`, since the rest of the body is never
     /// read.
-    pub fn status_header(&self) -> Option<(http::HeaderName, &'static str)> {
+    pub(crate) fn status_header(&self) -> Option<(http::HeaderName, &'static str)> {
         match self.status {
             503 => Some((http::header::RETRY_AFTER, "1")),
             413 | 408 => Some((http::header::CONNECTION, "close")),
@@ -127,7 +127,7 @@ impl Failure {
     }
 
     /// The response, with the header its status calls for.
-    pub fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+    pub(crate) fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
         let extra = self.status_header();
         let mut response = error_response(self.status, self.code, self.message, request_id);
         if let Some((name, value)) = extra {

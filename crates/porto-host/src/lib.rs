@@ -43,6 +43,8 @@
 //! (`failure.rs`). Nothing here reads a Compose file or prints: that is the
 //! front end's business, and the host logs through `tracing`.
 
+#![warn(unreachable_pub)]
+
 pub mod container_env;
 mod engine;
 mod error;

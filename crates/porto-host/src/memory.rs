@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 /// How often the trimmer looks; a burst's memory is returned within two
 /// of these of its end.
-pub const TRIM_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const TRIM_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the trimmer thread of one `Stack::serve`, which watches
 /// `served` (requests served so far; `None` once the stack is gone). It

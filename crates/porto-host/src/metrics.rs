@@ -30,57 +30,57 @@ const OTHER_ROUTE: &str = "other";
 const MAX_ROUTE_SEGMENTS: usize = 4;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub service: String,
     pub route: String,
     pub status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     pub service: String,
     pub route: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServiceLabels {
+pub(crate) struct ServiceLabels {
     pub service: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KvLabels {
+pub(crate) struct KvLabels {
     pub backend: &'static str,
     pub operation: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutboundLabels {
+pub(crate) struct OutboundLabels {
     pub service: String,
     pub target: String,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FailureLabels {
+pub(crate) struct FailureLabels {
     pub service: String,
     pub kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RetiredLabels {
+pub(crate) struct RetiredLabels {
     pub service: String,
     pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ShedLabels {
+pub(crate) struct ShedLabels {
     pub service: String,
     pub reason: &'static str,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: HistogramFamily<RouteLabels>,
@@ -120,7 +120,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("porto");
         let requests = registered(
             &mut registry,
@@ -212,7 +212,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition of everything above.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -221,7 +221,7 @@ impl Metrics {
 
     /// `service`'s handles to the metrics every instance touches, looked
     /// up once instead of by label on every request.
-    pub fn for_service(&self, service: &str) -> ServiceMetrics {
+    pub(crate) fn for_service(&self, service: &str) -> ServiceMetrics {
         let labels = ServiceLabels {
             service: service.to_string(),
         };
@@ -236,7 +236,7 @@ impl Metrics {
     /// `series` holds. Every request but the first of its route class and
     /// status takes a read lock and two lookups by `&str`: no label is
     /// built, nothing allocated.
-    pub fn observe_request(
+    pub(crate) fn observe_request(
         &self,
         service: &str,
         series: &RequestSeries,
@@ -286,7 +286,7 @@ impl Metrics {
         known.duration.observe(seconds);
     }
 
-    pub fn guest_failure(&self, service: &str, kind: &str) {
+    pub(crate) fn guest_failure(&self, service: &str, kind: &str) {
         self.guest_failures
             .get_or_create(&FailureLabels {
                 service: service.to_string(),
@@ -297,7 +297,7 @@ impl Metrics {
 
     /// Counts `count` instances of `service` not kept for `reason` (none:
     /// no series is made).
-    pub fn retired(&self, service: &str, reason: Retired, count: usize) {
+    pub(crate) fn retired(&self, service: &str, reason: Retired, count: usize) {
         if count == 0 {
             return;
         }
@@ -310,7 +310,7 @@ impl Metrics {
     }
 
     /// Counts one request refused at a capacity limit.
-    pub fn shed(&self, service: &str, reason: &'static str) {
+    pub(crate) fn shed(&self, service: &str, reason: &'static str) {
         self.shed
             .get_or_create(&ShedLabels {
                 service: service.to_string(),
@@ -319,7 +319,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn outbound(&self, service: &str, target: &str, outcome: &'static str) {
+    pub(crate) fn outbound(&self, service: &str, target: &str, outcome: &'static str) {
         self.outbound
             .get_or_create(&OutboundLabels {
                 service: service.to_string(),
@@ -332,7 +332,7 @@ impl Metrics {
 
 /// One service's series of the per-instance metrics.
 #[derive(Clone)]
-pub struct ServiceMetrics {
+pub(crate) struct ServiceMetrics {
     pub in_flight: Gauge,
     pub instantiation: Histogram,
     pub reused: Counter,
@@ -342,7 +342,7 @@ pub struct ServiceMetrics {
 /// (at most [`MAX_ROUTES_PER_SERVICE`]) and status, kept as handles so a
 /// request finds its series without building labels.
 #[derive(Default)]
-pub struct RequestSeries {
+pub(crate) struct RequestSeries {
     routes: RwLock<HashMap<String, RouteSeries>>,
 }
 
@@ -361,10 +361,10 @@ impl RouteSeries {
 }
 
 /// Counts one running instance for as long as it lives.
-pub struct InFlight(Gauge);
+pub(crate) struct InFlight(Gauge);
 
 impl InFlight {
-    pub fn enter(gauge: Gauge) -> Self {
+    pub(crate) fn enter(gauge: Gauge) -> Self {
         gauge.inc();
         Self(gauge)
     }
@@ -379,7 +379,7 @@ impl Drop for InFlight {
 /// `GET /users/7/orders?x=1` → `GET /users/:id/orders`: numeric segments
 /// become `:id`, other segments that do not look like a route name become
 /// `:x`, and only the first four segments count.
-pub fn route_class(method: &http::Method, path: &str) -> String {
+pub(crate) fn route_class(method: &http::Method, path: &str) -> String {
     let mut class = String::with_capacity(method.as_str().len() + path.len().min(64) + 8);
     class.push_str(method.as_str());
     class.push(' ');
@@ -407,7 +407,7 @@ pub fn route_class(method: &http::Method, path: &str) -> String {
 }
 
 /// `UnreachableCodeReached` → `unreachable_code_reached`.
-pub fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {

@@ -5,11 +5,14 @@
 use tokio::sync::watch;
 
 /// A receiver that changes once, when the process is asked to stop (SIGINT
-/// or SIGTERM). Call it inside a tokio runtime.
+/// or SIGTERM). Call it inside a tokio runtime, before saying "ready": the
+/// handlers are in place when it returns, so a signal sent from then on
+/// drains instead of killing the process.
 pub fn shutdown_on_signal() -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
+    let signalled = signals();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         let _ = sender.send(true);
         // Keep the sender alive so receivers do not see a spurious close.
         std::future::pending::<()>().await;
@@ -17,24 +20,30 @@ pub fn shutdown_on_signal() -> watch::Receiver<bool> {
     receiver
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+/// Registers for SIGINT and SIGTERM now, and resolves at the first.
+#[cfg(unix)]
+fn signals() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            // Without signal handlers nothing can stop the process but a
+            // kill; serve on rather than stop at once.
+            _ => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+fn signals() -> impl Future<Output = ()> + Send + 'static {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -283,6 +283,32 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// What a front end does with a started stack: serve `listeners` until
+    /// `stop` turns true (for a process, [`crate::shutdown_on_signal`]),
+    /// then let in-flight requests drain for up to `drain`. `say` is told
+    /// each stage as a line for the user (porto-host itself prints
+    /// nothing): the stop, then the end of the drain.
+    pub async fn serve_until_stopped(
+        &self,
+        listeners: Vec<(String, TcpListener)>,
+        mut stop: watch::Receiver<bool>,
+        drain: Duration,
+        say: impl Fn(&str),
+    ) -> Result<(), HostError> {
+        let serving = self.serve(listeners, stop.clone(), drain)?;
+        // A dropped sender counts as a stop, too: nothing could signal one.
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        say(&format!(
+            "porto: stopping; draining in-flight requests (up to {}s)",
+            drain.as_secs()
+        ));
+        serving.stopped().await;
+        say("porto: stopped");
+        Ok(())
+    }
+}
+
 /// Links everything a guest may import: WASI (no filesystem preopens, no
 /// sockets allowed), wasi:http, and wasi:keyvalue.
 fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, HostError> {

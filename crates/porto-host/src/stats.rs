@@ -13,7 +13,7 @@ use std::time::Duration;
 const WINDOW: usize = 2048;
 
 #[derive(Default)]
-pub struct ServiceStats {
+pub(crate) struct ServiceStats {
     served: AtomicU64,
     server_errors: AtomicU64,
     recent: Mutex<Recent>,
@@ -35,7 +35,7 @@ pub struct Snapshot {
 }
 
 impl ServiceStats {
-    pub fn record(&self, status: u16, took: Duration) {
+    pub(crate) fn record(&self, status: u16, took: Duration) {
         self.served.fetch_add(1, Ordering::Relaxed);
         if status >= 500 {
             self.server_errors.fetch_add(1, Ordering::Relaxed);
@@ -53,11 +53,11 @@ impl ServiceStats {
     }
 
     /// Requests answered so far; cheap, unlike a [`Snapshot`].
-    pub fn served(&self) -> u64 {
+    pub(crate) fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
 
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let served = self.served.load(Ordering::Relaxed);
         let server_errors = self.server_errors.load(Ordering::Relaxed);
         let mut sorted = self
@@ -91,7 +91,7 @@ const SHED_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Requests refused at capacity, reported in the log as a count at most
 /// once per [`SHED_REPORT_EVERY`] rather than one line per refusal.
 #[derive(Default)]
-pub struct Shedding {
+pub(crate) struct Shedding {
     refused: AtomicU64,
     /// Milliseconds since [`epoch`] of the last report, 0 before the first.
     last_report: AtomicU64,
@@ -100,7 +100,7 @@ pub struct Shedding {
 impl Shedding {
     /// Counts one refusal; returns the refusals to report when a report
     /// is due (the first refusal is reported at once).
-    pub fn refused_since_last_report(&self) -> Option<u64> {
+    pub(crate) fn refused_since_last_report(&self) -> Option<u64> {
         self.refused.fetch_add(1, Ordering::Relaxed);
         let now = u64::try_from(epoch().elapsed().as_millis())
             .unwrap_or(u64::MAX)

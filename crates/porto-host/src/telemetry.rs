@@ -139,17 +139,17 @@ struct RequestSpanFields {
 
 impl RequestSpan {
     /// The request's route class.
-    pub fn route(&self) -> &str {
+    pub(crate) fn route(&self) -> &str {
         &self.0.route
     }
 
     /// The span the request runs in: the exported one, or none.
-    pub fn running(&self) -> tracing::Span {
+    pub(crate) fn running(&self) -> tracing::Span {
         self.0.exported.clone().unwrap_or_else(tracing::Span::none)
     }
 
     /// Runs `log`, which writes log lines about this request, in its span.
-    pub fn log<R>(&self, log: impl FnOnce() -> R) -> R {
+    pub(crate) fn log<R>(&self, log: impl FnOnce() -> R) -> R {
         self.for_log().in_scope(log)
     }
 
@@ -169,7 +169,7 @@ impl RequestSpan {
 
     /// Records the status the request was answered with (on an exported
     /// span: log lines do not carry it).
-    pub fn record_status(&self, status: u16) {
+    pub(crate) fn record_status(&self, status: u16) {
         if let Some(span) = &self.0.exported {
             span.record("http.response.status_code", status);
         }

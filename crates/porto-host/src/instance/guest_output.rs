@@ -21,7 +21,7 @@ const MAX_LINE: usize = 16 * 1024;
 
 /// The request an instance is serving now, which its output (and porto's
 /// log lines about it) is logged under.
-pub struct Attribution {
+pub(crate) struct Attribution {
     pub request_id: Arc<str>,
     /// The request's span: wasmtime writes guest output from its own
     /// task, so the span is carried here rather than found current. None
@@ -30,7 +30,7 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    pub fn new(request_id: Arc<str>, span: RequestSpan) -> Arc<RwLock<Attribution>> {
+    pub(crate) fn new(request_id: Arc<str>, span: RequestSpan) -> Arc<RwLock<Attribution>> {
         Arc::new(RwLock::new(Self {
             request_id,
             span: Some(span),
@@ -39,21 +39,24 @@ impl Attribution {
 
     /// Runs `log`, which writes log lines about the request `attribution`
     /// names now, in that request's span (outside any between requests).
-    pub fn log<R>(attribution: &RwLock<Attribution>, log: impl FnOnce(&Attribution) -> R) -> R {
+    pub(crate) fn log<R>(
+        attribution: &RwLock<Attribution>,
+        log: impl FnOnce(&Attribution) -> R,
+    ) -> R {
         let attribution = attribution.read().unwrap_or_else(|p| p.into_inner());
         telemetry::log_in(attribution.span.as_ref(), || log(&attribution))
     }
 }
 
 #[derive(Clone)]
-pub struct GuestOutput {
+pub(crate) struct GuestOutput {
     service: Arc<str>,
     stream: &'static str,
     attribution: Arc<RwLock<Attribution>>,
 }
 
 impl GuestOutput {
-    pub fn new(
+    pub(crate) fn new(
         service: Arc<str>,
         attribution: Arc<RwLock<Attribution>>,
         stream: &'static str,

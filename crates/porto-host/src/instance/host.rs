@@ -22,7 +22,7 @@ use crate::policy::limits::MAX_INSTANCES_PER_STORE;
 use crate::policy::service::ServiceConfig;
 use crate::telemetry::RequestSpan;
 
-pub struct Host {
+pub(crate) struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,

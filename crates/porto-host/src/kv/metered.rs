@@ -16,7 +16,7 @@ pub(crate) struct Metered {
 }
 
 impl Metered {
-    pub fn wrap(inner: Arc<dyn KvBackend>, metrics: Arc<Metrics>) -> Arc<dyn KvBackend> {
+    pub(crate) fn wrap(inner: Arc<dyn KvBackend>, metrics: Arc<Metrics>) -> Arc<dyn KvBackend> {
         let batch_sizes = metrics.kv_commit_batch_size.clone();
         inner.observe_commits(Arc::new(move |size| batch_sizes.observe(size as f64)));
         Arc::new(Self { inner, metrics })

@@ -27,12 +27,15 @@ pub(crate) struct KvView {
 }
 
 /// An open bucket (the `bucket` resource).
+// `pub`: the generated bindings re-export it by that visibility.
+#[allow(unreachable_pub)]
 pub struct BucketHandle {
     pub(crate) name: String,
 }
 
 /// A pending compare-and-swap (the `cas` resource): the value seen when it
 /// was made, which the swap must still find.
+#[allow(unreachable_pub)]
 pub struct CasHandle {
     pub(crate) bucket: String,
     pub(crate) key: String,

@@ -80,7 +80,7 @@ impl Default for Limits {
 }
 
 /// The largest request line plus headers a guest is given (431 beyond).
-pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// hyper's read buffer: a bound on what one connection can make porto hold
 /// before the head is parsed.
@@ -303,6 +303,60 @@ mod tests {
             .body(())
             .expect("request");
         assert_eq!(check_head(&huge, &limits).map_err(|f| f.status), Err(431));
+    }
+
+    /// Waiters for a full service's slots are served in arrival order, so
+    /// a request that has waited longest goes next, never starved by later
+    /// ones.
+    #[tokio::test]
+    async fn slots_go_to_waiters_in_arrival_order() {
+        let slots = Arc::new(Semaphore::new(1));
+        let limits = Limits::default();
+        let held = take_slot(&slots, &limits).await.expect("a free slot");
+        let (served, mut order) = tokio::sync::mpsc::unbounded_channel();
+        for waiter in 0..5 {
+            let (slots, served) = (slots.clone(), served.clone());
+            tokio::spawn(async move {
+                let slot = take_slot(&slots, &Limits::default()).await;
+                let _ = served.send((waiter, slot.is_some()));
+            });
+            // Let it queue before the next one arrives.
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(order.recv().await.expect("a waiter answers"));
+        }
+        assert_eq!(got, (0..5).map(|w| (w, true)).collect::<Vec<_>>());
+    }
+
+    /// A waiter gives up after MAX_SLOT_WAIT, or sooner when its request
+    /// timeout is shorter, and not before.
+    #[tokio::test]
+    async fn the_slot_wait_is_bounded_by_the_request_timeout() {
+        let slots = Arc::new(Semaphore::new(1));
+        let _held = take_slot(&slots, &Limits::default())
+            .await
+            .expect("a free slot");
+        let short = Limits {
+            request_timeout: Duration::from_millis(120),
+            ..Limits::default()
+        };
+        let started = std::time::Instant::now();
+        assert!(take_slot(&slots, &short).await.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(120) && waited < MAX_SLOT_WAIT,
+            "gave up after {waited:?}"
+        );
+        let started = std::time::Instant::now();
+        assert!(take_slot(&slots, &Limits::default()).await.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= MAX_SLOT_WAIT && waited < MAX_SLOT_WAIT * 3,
+            "gave up after {waited:?}"
+        );
     }
 
     #[test]

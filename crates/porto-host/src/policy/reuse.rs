@@ -86,7 +86,7 @@ pub(crate) enum Retired {
 }
 
 impl Retired {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Used => "used",
             Self::Memory => "memory",

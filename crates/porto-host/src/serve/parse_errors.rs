@@ -34,7 +34,7 @@ pub(crate) struct Enveloped<S> {
 }
 
 impl<S> Enveloped<S> {
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
             replacing: None,

@@ -58,7 +58,7 @@ struct Connection {
 pub(crate) struct WorkersDone(Vec<oneshot::Receiver<()>>);
 
 impl WorkersDone {
-    pub async fn wait(self) {
+    pub(crate) async fn wait(self) {
         for done in self.0 {
             let _ = done.await;
         }
@@ -70,7 +70,7 @@ impl Workers {
     /// lets its open ones finish their in-flight request (keep-alive
     /// connections are told to close) and ends, or closes them when the
     /// drain timeout runs out.
-    pub fn start(
+    pub(crate) fn start(
         shutdown: &watch::Receiver<bool>,
         drain_timeout: Duration,
     ) -> std::io::Result<(Self, WorkersDone)> {

@@ -28,7 +28,7 @@ pub(crate) struct CoalescedWrites<S> {
 }
 
 impl<S> CoalescedWrites<S> {
-    pub fn new(inner: S) -> Self {
+    pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
             stepped_aside: false,

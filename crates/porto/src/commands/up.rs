@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, StackInfo};
 use crate::app::{App, ComponentSource};
+use crate::components::ComponentBytes;
 use crate::progress::Bar;
 use crate::watch::{self, WatchSetup};
 
@@ -136,18 +137,9 @@ async fn pull_missing_images(app: &App, args: &UpArgs) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let mut app = args.compose.load()?;
-    app.select(&args.services)?;
-    app.override_kv(args.kv.as_deref(), args.kv_pool_size)?;
-    if app.services.is_empty() {
-        bail!(
-            "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
-            args.compose
-        );
-    }
+    let app = load_app(&args)?;
     porto_host::raise_open_file_limit();
     let kv = app.connect_kv(&args.data).await?;
-
     pull_missing_images(&app, &args).await?;
     let sources = app
         .services
@@ -164,113 +156,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.instance_pool,
         &args.cache_dir,
     ))?;
-
-    let mut listeners = Vec::new();
-    for spec in &app.services {
-        for port in &spec.ports {
-            let ip = port.host_ip.unwrap_or(args.host);
-            let addr = SocketAddr::new(
-                ip,
-                if args.ephemeral_ports {
-                    0
-                } else {
-                    port.host_port
-                },
-            );
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("{}: cannot listen on {addr}", spec.name()))?;
-            listeners.push((spec.name().to_string(), listener));
-        }
-    }
-
-    let admin = if args.no_admin {
-        None
-    } else {
-        let addr = if args.ephemeral_ports {
-            SocketAddr::new(args.admin.ip(), 0)
-        } else {
-            args.admin
-        };
-        Some(TcpListener::bind(addr).await.with_context(|| {
-            format!("admin: cannot listen on {addr} (--admin ADDR or --no-admin)")
-        })?)
-    };
+    let listeners = bind_published_ports(&app, &args).await?;
+    let admin = bind_admin(&args).await?;
 
     let kv_description = app.kv.describe(&args.data);
-    println!(
-        "porto: {} services on {}, {} allocator, key-value store: {}",
-        app.services.len(),
-        std::env::consts::ARCH,
-        if stack.pooling() {
-            "pooling"
-        } else {
-            "on-demand"
-        },
-        kv_description
-    );
-    let mut published = BTreeMap::new();
-    for (spec, service) in app.services.iter().zip(stack.started()) {
-        let urls: Vec<String> = listeners
-            .iter()
-            .filter(|(name, _)| name == spec.name())
-            .filter_map(|(_, l)| l.local_addr().ok())
-            .map(|a| format!("http://{a}"))
-            .collect();
-        published.insert(spec.name().to_string(), urls.clone());
-        let reach = if urls.is_empty() {
-            format!("internal only (http://{})", spec.name())
-        } else {
-            urls.join(" ")
-        };
-        println!(
-            "  {:<16} {}  wasm sha256:{}  {}",
-            spec.name(),
-            reach,
-            &service.digest[..16],
-            if service.cache == CacheOutcome::Hit {
-                "compile cache hit"
-            } else {
-                "compiled"
-            }
-        );
-    }
-    for other in &app.others {
-        let profile = if other.profiles.is_empty() {
-            String::new()
-        } else {
-            format!(", profile {}", other.profiles.join("/"))
-        };
-        println!(
-            "  {:<16} not run by porto (not a wasi/wasm service{profile})",
-            other.name
-        );
-    }
+    let published = print_services(&app, &stack, &listeners, &kv_description);
+    // Before the ready line: a SIGTERM sent on seeing it must drain, not kill.
     let stop = porto_host::shutdown_on_signal();
     let mut tasks = Vec::new();
-    if args.watch {
-        let setup = WatchSetup {
-            stack: stack.clone(),
-            services: app
-                .services
-                .iter()
-                .zip(&sources)
-                .map(|(spec, source)| {
-                    (
-                        spec.name().to_string(),
-                        spec.source.clone(),
-                        source.path.clone(),
-                    )
-                })
-                .collect(),
-            report: Box::new(|event| println!("{event}")),
-        };
-        match watch::start(setup) {
-            Ok(Some(watching)) => tasks.push(tokio::spawn(watching.run(stop.clone()))),
-            Ok(None) => {}
-            // Serving goes on without it.
-            Err(error) => eprintln!("porto: {error:#}"),
-        }
+    if args.watch
+        && let Some(watching) = start_watching(&app, &sources, &stack)
+    {
+        tasks.push(tokio::spawn(watching.run(stop.clone())));
     }
     if let Some(listener) = admin {
         let addr = listener.local_addr()?;
@@ -291,22 +188,156 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         "porto: ready in {} ms; Ctrl-C to stop",
         started.elapsed().as_millis()
     );
-
-    let serving = stack.serve(
-        listeners,
-        stop.clone(),
-        Duration::from_secs(args.drain_timeout),
-    )?;
-    let mut stop_wait = stop.clone();
-    let _ = stop_wait.changed().await;
-    println!(
-        "porto: stopping; draining in-flight requests (up to {}s)",
-        args.drain_timeout
-    );
+    stack
+        .serve_until_stopped(
+            listeners,
+            stop,
+            Duration::from_secs(args.drain_timeout),
+            |line| println!("{line}"),
+        )
+        .await?;
     for task in tasks {
         let _ = task.await;
     }
-    serving.stopped().await;
-    println!("porto: stopped");
     Ok(())
+}
+
+/// The Compose file's wasi/wasm services, narrowed to those asked for, on
+/// the key-value backend the flags choose.
+fn load_app(args: &UpArgs) -> anyhow::Result<App> {
+    let mut app = args.compose.load()?;
+    app.select(&args.services)?;
+    app.override_kv(args.kv.as_deref(), args.kv_pool_size)?;
+    if app.services.is_empty() {
+        bail!(
+            "{} has no service with `platform: wasi/wasm`; nothing for porto to run",
+            args.compose
+        );
+    }
+    Ok(app)
+}
+
+/// A listener for every published port, each service's under its name;
+/// free ports instead with `--ephemeral-ports`.
+async fn bind_published_ports(
+    app: &App,
+    args: &UpArgs,
+) -> anyhow::Result<Vec<(String, TcpListener)>> {
+    let mut listeners = Vec::new();
+    for spec in &app.services {
+        for port in &spec.ports {
+            let ip = port.host_ip.unwrap_or(args.host);
+            let port_number = if args.ephemeral_ports {
+                0
+            } else {
+                port.host_port
+            };
+            let addr = SocketAddr::new(ip, port_number);
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("{}: cannot listen on {addr}", spec.name()))?;
+            listeners.push((spec.name().to_string(), listener));
+        }
+    }
+    Ok(listeners)
+}
+
+async fn bind_admin(args: &UpArgs) -> anyhow::Result<Option<TcpListener>> {
+    if args.no_admin {
+        return Ok(None);
+    }
+    let addr = if args.ephemeral_ports {
+        SocketAddr::new(args.admin.ip(), 0)
+    } else {
+        args.admin
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("admin: cannot listen on {addr} (--admin ADDR or --no-admin)"))?;
+    Ok(Some(listener))
+}
+
+/// The start-up lines: the stack, then one per service (its URLs, digest
+/// and whether it came from the compile cache) and one per service porto
+/// does not run. Returns each service's URLs, for `/status`.
+fn print_services(
+    app: &App,
+    stack: &Stack,
+    listeners: &[(String, TcpListener)],
+    kv_description: &str,
+) -> BTreeMap<String, Vec<String>> {
+    println!(
+        "porto: {} services on {}, {} allocator, key-value store: {}",
+        app.services.len(),
+        std::env::consts::ARCH,
+        if stack.pooling() {
+            "pooling"
+        } else {
+            "on-demand"
+        },
+        kv_description
+    );
+    let mut published = BTreeMap::new();
+    for (spec, service) in app.services.iter().zip(stack.started()) {
+        let urls: Vec<String> = listeners
+            .iter()
+            .filter(|(name, _)| name == spec.name())
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .map(|a| format!("http://{a}"))
+            .collect();
+        let reach = if urls.is_empty() {
+            format!("internal only (http://{})", spec.name())
+        } else {
+            urls.join(" ")
+        };
+        println!(
+            "  {:<16} {}  wasm sha256:{}  {}",
+            spec.name(),
+            reach,
+            &service.digest[..16],
+            if service.cache == CacheOutcome::Hit {
+                "compile cache hit"
+            } else {
+                "compiled"
+            }
+        );
+        published.insert(spec.name().to_string(), urls);
+    }
+    for other in &app.others {
+        let profile = if other.profiles.is_empty() {
+            String::new()
+        } else {
+            format!(", profile {}", other.profiles.join("/"))
+        };
+        println!(
+            "  {:<16} not run by porto (not a wasi/wasm service{profile})",
+            other.name
+        );
+    }
+    published
+}
+
+/// `--watch`: rebuilds and swaps in each service whose sources change.
+/// A watcher that cannot start is reported and serving goes on without it.
+fn start_watching(app: &App, sources: &[ComponentBytes], stack: &Stack) -> Option<watch::Watching> {
+    let setup = WatchSetup {
+        stack: stack.clone(),
+        services: app
+            .services
+            .iter()
+            .zip(sources)
+            .map(|(spec, source)| {
+                (
+                    spec.name().to_string(),
+                    spec.source.clone(),
+                    source.path.clone(),
+                )
+            })
+            .collect(),
+        report: Box::new(|event| println!("{event}")),
+    };
+    watch::start(setup).unwrap_or_else(|error| {
+        eprintln!("porto: {error:#}");
+        None
+    })
 }

@@ -14,15 +14,17 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{DATA_DIR, KV_SECRET, Plan, RUNTIME_CLASS, labels, quantity, selector_labels};
+use super::{KV_SECRET, Plan, RUNTIME_CLASS, labels, quantity, selector_labels};
 use crate::compose::Resources;
 
 /// The node label the RuntimeClass schedules on: nodes with the shim.
 const NODE_LABEL: &str = "porto.dev/wasm-runtime";
 const PORT_NAME: &str = "http";
 const DATA_VOLUME: &str = "data";
-/// More than the shim's drain (10 s), so in-flight requests finish.
-const TERMINATION_GRACE_SECONDS: i64 = 15;
+/// More than the shim's drain, so in-flight requests finish before the
+/// kubelet kills the container.
+const TERMINATION_GRACE_SECONDS: i64 =
+    porto_host::container_env::DEFAULT_DRAIN_TIMEOUT.as_secs() as i64 + 5;
 
 pub const RUNTIME_CLASS_COMMENT: &str = "\
 Pods with `runtimeClassName: porto` run under porto's containerd shim,
@@ -208,7 +210,7 @@ fn pod_template(plan: &Plan<'_>, data_volume: Option<&str>) -> anyhow::Result<Po
         volume_mounts: data_volume.map(|volume| {
             vec![VolumeMount {
                 name: volume.to_string(),
-                mount_path: DATA_DIR.into(),
+                mount_path: porto_host::container_env::DEFAULT_DATA_DIR.into(),
                 ..VolumeMount::default()
             }]
         }),
