@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use crate::ServiceConfig;
 use crate::policy::limits::Limits;
 use crate::policy::reuse::Reuse;
+use crate::policy::service::ServiceConfig;
 
 /// What every variable of the host's starts with; the rest of the
 /// environment is the guest's.

@@ -45,6 +45,7 @@
 
 #![warn(unreachable_pub)]
 
+mod attribution;
 pub mod container_env;
 mod engine;
 mod error;

@@ -281,9 +281,7 @@ impl Stack {
             workers_done,
         })
     }
-}
 
-impl Stack {
     /// What a front end does with a started stack: serve `listeners` until
     /// `stop` turns true (for a process, [`crate::shutdown_on_signal`]),
     /// then let in-flight requests drain for up to `drain`. `say` is told

@@ -14,39 +14,10 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::telemetry::{self, RequestSpan};
+use crate::attribution::Attribution;
 
 /// A line longer than this is logged in pieces rather than buffered on.
 const MAX_LINE: usize = 16 * 1024;
-
-/// The request an instance is serving now, which its output (and porto's
-/// log lines about it) is logged under.
-pub(crate) struct Attribution {
-    pub request_id: Arc<str>,
-    /// The request's span: wasmtime writes guest output from its own
-    /// task, so the span is carried here rather than found current. None
-    /// while a kept instance waits for its next request.
-    pub span: Option<RequestSpan>,
-}
-
-impl Attribution {
-    pub(crate) fn new(request_id: Arc<str>, span: RequestSpan) -> Arc<RwLock<Attribution>> {
-        Arc::new(RwLock::new(Self {
-            request_id,
-            span: Some(span),
-        }))
-    }
-
-    /// Runs `log`, which writes log lines about the request `attribution`
-    /// names now, in that request's span (outside any between requests).
-    pub(crate) fn log<R>(
-        attribution: &RwLock<Attribution>,
-        log: impl FnOnce(&Attribution) -> R,
-    ) -> R {
-        let attribution = attribution.read().unwrap_or_else(|p| p.into_inner());
-        telemetry::log_in(attribution.span.as_ref(), || log(&attribution))
-    }
-}
 
 #[derive(Clone)]
 pub(crate) struct GuestOutput {

@@ -15,7 +15,8 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::instance::guest_output::{Attribution, GuestOutput};
+use crate::attribution::Attribution;
+use crate::instance::guest_output::GuestOutput;
 use crate::instance::outbound::Outbound;
 use crate::kv::{KvCtx, KvView};
 use crate::policy::limits::MAX_INSTANCES_PER_STORE;

@@ -11,7 +11,7 @@ use wasmtime::component::{HasData, Linker, Resource};
 use porto_kv::KvError;
 
 use super::{BucketHandle, CasHandle, KvView};
-use crate::instance::guest_output::Attribution;
+use crate::attribution::Attribution;
 
 mod generated {
     wasmtime::component::bindgen!({

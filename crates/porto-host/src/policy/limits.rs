@@ -314,21 +314,27 @@ mod tests {
         let limits = Limits::default();
         let held = take_slot(&slots, &limits).await.expect("a free slot");
         let (served, mut order) = tokio::sync::mpsc::unbounded_channel();
-        for waiter in 0..5 {
+        let arrive = |waiter: usize| {
             let (slots, served) = (slots.clone(), served.clone());
             tokio::spawn(async move {
                 let slot = take_slot(&slots, &Limits::default()).await;
                 let _ = served.send((waiter, slot.is_some()));
             });
+        };
+        for waiter in 0..5 {
+            arrive(waiter);
             // Let it queue before the next one arrives.
             tokio::task::yield_now().await;
         }
         drop(held);
+        // One that arrives just as the slot comes free does not jump the
+        // queue.
+        arrive(5);
         let mut got = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..6 {
             got.push(order.recv().await.expect("a waiter answers"));
         }
-        assert_eq!(got, (0..5).map(|w| (w, true)).collect::<Vec<_>>());
+        assert_eq!(got, (0..6).map(|w| (w, true)).collect::<Vec<_>>());
     }
 
     /// A waiter gives up after MAX_SLOT_WAIT, or sooner when its request
