@@ -41,4 +41,5 @@ mod scaffold;
 mod scale_out;
 mod traces;
 mod users;
+mod wasip3;
 mod watch;

@@ -133,6 +133,10 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.memory_init_cow(true);
+    // WASI 0.2 components never run concurrently inside one store; with
+    // the bookkeeping for it on, every host call and store teardown pays
+    // for it (BENCHMARKS.md).
+    config.concurrency_support(false);
     config
 }
 

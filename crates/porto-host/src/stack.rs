@@ -9,7 +9,7 @@
 //! `porto up`, the benchmarks and any other front end start this way.
 
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +19,12 @@ use porto_kv::KvBackend;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::engine::{self, Allocator, CacheOutcome, wasm_digest};
 use crate::error::HostError;
+use crate::instance::abi::{self, GuestAbi};
 use crate::instance::component::Prepared;
 use crate::instance::host::Host;
 use crate::kv::{self, Metered};
@@ -118,12 +119,7 @@ impl Stack {
         for (config, wasm) in services {
             let digest = wasm_digest(&wasm);
             let (component, cache) =
-                engine::load_component(&engine.engine, &wasm, &digest, &cache_dir).map_err(
-                    |source| HostError::Compile {
-                        service: config.name.clone(),
-                        source: source.into(),
-                    },
-                )?;
+                compile(&engine.engine, &config.name, &wasm, &digest, &cache_dir)?;
             started.push(Started {
                 name: config.name.clone(),
                 digest: digest.clone(),
@@ -207,11 +203,7 @@ impl Stack {
             return Ok(Reload::Unchanged);
         }
         let engine = &self.inner.dispatcher.engine;
-        let (component, _) = engine::load_component(engine, wasm, &digest, &self.inner.cache_dir)
-            .map_err(|source| HostError::Compile {
-            service: service.to_string(),
-            source: source.into(),
-        })?;
+        let (component, _) = compile(engine, service, wasm, &digest, &self.inner.cache_dir)?;
         let prepared = Prepared::new(service, &component, digest.clone(), &self.inner.linker)?;
         let dropped = running.replace(prepared);
         self.inner
@@ -305,6 +297,35 @@ impl Stack {
         say("porto: stopped");
         Ok(())
     }
+}
+
+/// `service`'s component, from the compile cache or compiled now, once its
+/// bytes say it serves a `wasi:http` world porto runs.
+fn compile(
+    engine: &wasmtime::Engine,
+    service: &str,
+    wasm: &[u8],
+    digest: &str,
+    cache_dir: &Path,
+) -> Result<(Component, CacheOutcome), HostError> {
+    match abi::guest_abi(wasm) {
+        Ok(GuestAbi::Wasip2) => {}
+        Ok(GuestAbi::Wasip3) => {
+            return Err(HostError::Wasip3NotServedYet {
+                service: service.to_string(),
+            });
+        }
+        Err(why) => {
+            return Err(HostError::NotServable {
+                service: service.to_string(),
+                why: why.to_string(),
+            });
+        }
+    }
+    engine::load_component(engine, wasm, digest, cache_dir).map_err(|source| HostError::Compile {
+        service: service.to_string(),
+        source: source.into(),
+    })
 }
 
 /// Links everything a guest may import: WASI (no filesystem preopens, no
