@@ -442,7 +442,7 @@ impl World {
             let image = containerd.import(service, &built_components()[service]);
             images.insert(service.to_string(), image);
         }
-        for fixture in ["slow", "counter"] {
+        for fixture in ["slow", "counter", "probe_p3"] {
             images.insert(
                 fixture.to_string(),
                 containerd.import(fixture, &fixtures()[fixture]),
@@ -762,6 +762,40 @@ mod alone {
             (0..3).map(|_| count(&fresh, "/")).collect::<Vec<_>>(),
             [1, 1, 1]
         );
+
+        // A WASI 0.3 component runs from its image too, several requests
+        // at once in one instance, as many as PORTO_MAX_INSTANCE_CONCURRENCY
+        // lets it (the probe fixture reports what its instance served).
+        let probe = world.start(
+            "probe-p3",
+            "probe_p3",
+            43,
+            &[("PORTO_MAX_INSTANCE_CONCURRENCY", "3")],
+            None,
+        );
+        let replies: Vec<_> = std::thread::scope(|scope| {
+            let sent: Vec<_> = (0..5u64)
+                .map(|i| {
+                    let probe = probe.clone();
+                    scope.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(100 * i));
+                        probe.get("/wait?ms=800")
+                    })
+                })
+                .collect();
+            sent.into_iter()
+                .map(|reply| reply.join().expect("request thread"))
+                .collect()
+        });
+        let most: Vec<u64> = replies
+            .iter()
+            .map(|reply| {
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                reply.json()["most_at_once"].as_u64().expect("most_at_once")
+            })
+            .collect();
+        assert!(most.iter().any(|&n| n >= 2), "{most:?}");
+        assert!(most.iter().all(|&n| n <= 3), "{most:?}");
 
         // SIGTERM drains: a request in flight finishes, then the task exits 0.
         let slow = world.start("slow", "slow", 40, &[], None);

@@ -178,7 +178,7 @@ mod alone {
         let data = tempfile::tempdir().expect("tempdir");
         let tokio = tokio::runtime::Runtime::new().expect("tokio");
         let reusing = ServiceConfig {
-            reuse: porto_host::Reuse::from_keys(std::num::NonZeroU32::new(64), None, None),
+            reuse: porto_host::Reuse::from_keys(std::num::NonZeroU32::new(64), None, None, None),
             ..ServiceConfig::new("hello")
         };
         let serve_once = |config: &ServiceConfig| {

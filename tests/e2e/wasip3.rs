@@ -1,39 +1,232 @@
 //! WASI 0.3 components (`wasi:http/handler@0.3.x`), told apart from WASI
-//! 0.2 ones by their exports before anything is compiled.
+//! 0.2 ones by their exports and served by the same listeners, limits and
+//! metrics, several requests at once per instance.
 
-use crate::harness::{PORTO, fixture_service};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::harness::{Client, Porto, Reply, fixtures_compose};
 
 /// A WASI 0.3 hello built with the `wasip3` crate, as Spin 4 and wasmCloud
-/// 2.5 users build them, is recognised as one at start: named so, not a
-/// compile error about a missing wasm feature. (Serving it comes with the
-/// WASI 0.3 runner; until then porto stops before binding anything.)
+/// 2.5 users build them, is served: status, body and porto's request id.
 #[test]
-fn a_wasip3_component_is_recognised_at_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("compose.yaml");
-    let mut services = serde_yaml_ng::Mapping::new();
-    services.insert("hello".into(), fixture_service("hello_p3", ""));
-    let mut compose = serde_yaml_ng::Mapping::new();
-    compose.insert("services".into(), services.into());
-    std::fs::write(&file, serde_yaml_ng::to_string(&compose).expect("yaml")).expect("write");
-    let out = std::process::Command::new(PORTO)
-        .args(["up", "--ephemeral-ports", "--no-admin", "-f"])
-        .arg(&file)
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--cache-dir")
-        .arg(dir.path().join("cache"))
-        .output()
-        .expect("run porto");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+fn a_wasip3_hello_is_served() {
+    let porto = Porto::start(&fixtures_compose(&[("hello", "hello_p3", "")]));
+    let client = Client::new(porto.url("hello"));
+    for _ in 0..3 {
+        let reply = client.get("/");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body, "Hello, WASI 0.3!\n");
+        assert!(
+            reply
+                .header("x-request-id")
+                .is_some_and(|id| !id.is_empty())
+        );
+    }
+}
+
+fn probe(extra: &str) -> Porto {
+    Porto::start(&fixtures_compose(&[("probe", "probe_p3", extra)]))
+}
+
+/// `n` GETs of `path(i)` at once; the replies in order.
+fn at_once(client: &Client, n: usize, path: impl Fn(usize) -> String + Sync) -> Vec<Reply> {
+    std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..n)
+            .map(|i| {
+                let (client, path) = (client.clone(), &path);
+                scope.spawn(move || client.get(&path(i)))
+            })
+            .collect();
+        sent.into_iter()
+            .map(|reply| reply.join().expect("request thread"))
+            .collect()
+    })
+}
+
+fn instances(replies: &[Reply]) -> BTreeSet<String> {
+    replies
+        .iter()
+        .map(|reply| {
+            reply.json()["instance"]
+                .as_str()
+                .expect("instance")
+                .to_string()
+        })
+        .collect()
+}
+
+/// By default one WASI 0.3 instance serves up to 16 requests at once:
+/// requests that come in while the instance's others wait (on a clock, an
+/// upstream) join them in it rather than starting instances of their own.
+/// (Requests that arrive together while no instance is ready each start
+/// one, as under `wasmtime serve`.)
+#[test]
+fn one_instance_serves_requests_at_once() {
+    let porto = probe("");
+    let client = Client::new(porto.url("probe"));
+    assert_eq!(client.get("/").status, 200, "warm up one instance");
+    let replies: Vec<Reply> = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..8u64)
+            .map(|i| {
+                let client = client.clone();
+                scope.spawn(move || {
+                    std::thread::sleep(Duration::from_millis(100 * i));
+                    client.get(&format!("/wait?ms={}", 1500 - 100 * i))
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|reply| reply.join().expect("request thread"))
+            .collect()
+    });
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let most = replies
+        .iter()
+        .map(|reply| reply.json()["most_at_once"].as_u64().expect("most_at_once"))
+        .max();
+    let instances = instances(&replies);
     assert!(
-        stderr.contains("hello: a WASI 0.3 component (it exports wasi:http/handler@0.3)"),
-        "{stderr}"
+        most >= Some(6) && instances.len() <= 2,
+        "requests were not served together: at most {most:?} at once, {} instances",
+        instances.len()
     );
+}
+
+/// Concurrency per instance is capped by `max_instance_concurrency`, and
+/// the instance's life by `max_instance_reuse`.
+#[test]
+fn concurrency_and_reuse_follow_their_keys() {
+    let porto = probe(", max_instance_concurrency: 2, max_instance_reuse: 3");
+    let client = Client::new(porto.url("probe"));
+    let replies = at_once(&client, 6, |_| "/wait?ms=500".into());
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(
+            reply.json()["most_at_once"].as_u64() <= Some(2),
+            "{}",
+            reply.body
+        );
+        assert!(reply.json()["served"].as_u64() <= Some(3), "{}", reply.body);
+    }
+    assert!(instances(&replies).len() >= 2, "6 requests, 3 per instance");
+    // One after another: 3 per instance, then a fresh one.
+    let porto = probe(", max_instance_reuse: 3");
+    let client = Client::new(porto.url("probe"));
+    let served: Vec<u64> = (0..4)
+        .map(|_| client.get("/").json()["served"].as_u64().expect("served"))
+        .collect();
+    assert_eq!(served, [1, 2, 3, 1]);
+}
+
+/// Every request keeps its own trace and id while 8 share an instance:
+/// each waits a different time, then calls another service in process,
+/// and the call carries that request's trace, not another's.
+#[test]
+fn requests_sharing_an_instance_each_call_out_under_their_own_trace() {
+    let porto = Porto::start(&fixtures_compose(&[
+        ("front", "probe_p3", ", allow_services: [back]"),
+        ("back", "probe_p3", ""),
+    ]));
+    let client = Client::new(porto.url("front"));
+    // One instance of each, warm: requests that all find none start one
+    // each.
+    assert_eq!(client.get("/call?url=http://back/").status, 200);
+    let trace = |i: usize| format!("{:032x}", 0xabc0_0000 + i);
+    let replies = std::thread::scope(|scope| {
+        let sent: Vec<_> = (0..8)
+            .map(|i| {
+                let client = client.clone();
+                let traceparent = format!("00-{}-{:016x}-01", trace(i), i + 1);
+                scope.spawn(move || {
+                    client.send(
+                        "GET",
+                        &format!("/call?url=http://back/headers&ms={}", 50 * (8 - i)),
+                        &[("traceparent", traceparent.as_str())],
+                        None,
+                    )
+                })
+            })
+            .collect();
+        sent.into_iter()
+            .map(|reply| reply.join().expect("request thread"))
+            .collect::<Vec<_>>()
+    });
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let json = reply.json();
+        let upstream = json["body"]["headers"]["traceparent"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no traceparent upstream: {}", reply.body));
+        assert_eq!(
+            upstream.split('-').nth(1),
+            Some(trace(i).as_str()),
+            "request {i}'s call went out under another trace: {}",
+            reply.body
+        );
+    }
     assert!(
-        !stderr.contains("requires the component model async feature"),
-        "{stderr}"
+        replies
+            .iter()
+            .filter_map(|reply| reply.json()["most_at_once"].as_u64())
+            .max()
+            >= Some(2),
+        "the requests never shared an instance"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("ready"));
+}
+
+/// A trap ends the instance it happens in: its request is answered 500,
+/// and the next request gets a fresh instance.
+#[test]
+fn a_trap_is_answered_and_the_next_request_gets_a_fresh_instance() {
+    let porto = probe("");
+    let client = Client::new(porto.url("probe"));
+    let before = client.get("/").json()["instance"].clone();
+    let trapped = client.get("/trap");
+    assert_eq!(trapped.status, 500, "{}", trapped.body);
+    assert!(trapped.body.contains("\"error\""), "{}", trapped.body);
+    let after = client.get("/");
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_ne!(after.json()["instance"], before);
+    assert_eq!(after.json()["served"], 1);
+}
+
+/// A request that never yields runs out of time (504); the instance it
+/// held is ended and the service goes on serving.
+#[test]
+fn an_endless_loop_times_out_and_the_service_goes_on() {
+    let porto = probe(", request_timeout_ms: 500");
+    let client = Client::new(porto.url("probe"));
+    let looped = client.get("/spin");
+    assert_eq!(looped.status, 504, "{}", looped.body);
+    let after = client.get("/");
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(after.json()["served"], 1);
+}
+
+/// An instance whose memory grew past `reuse_max_memory_mib` takes no more
+/// requests.
+#[test]
+fn an_instance_grown_past_its_memory_bound_is_retired() {
+    let porto = probe(", reuse_max_memory_mib: 8");
+    let client = Client::new(porto.url("probe"));
+    let grown = client.get("/grow?mib=12");
+    assert_eq!(grown.status, 200, "{}", grown.body);
+    let after = client.get("/");
+    assert_eq!(after.json()["served"], 1, "{}", after.body);
+    assert_ne!(after.json()["instance"], grown.json()["instance"]);
+}
+
+/// `max_concurrency` still bounds the service's requests in flight,
+/// whatever an instance could take: beyond it, 503.
+#[test]
+fn max_concurrency_refuses_beyond_its_slots() {
+    let porto = probe(", max_concurrency: 1");
+    let client = Client::new(porto.url("probe"));
+    let replies = at_once(&client, 4, |_| "/wait?ms=1500".into());
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
 }

@@ -16,7 +16,7 @@
 //! | `PORTO_DATA` | `/data` (mount a volume there) |
 //! | `PORTO_ALLOW_HOSTS` | `*`: any host, the container network being the boundary; comma-separated `host` or `host:port` narrows it, empty allows none |
 //! | `PORTO_REQUEST_TIMEOUT_MS`, `PORTO_MAX_MEMORY_MIB`, `PORTO_MAX_CONCURRENCY`, `PORTO_MAX_BODY_BYTES` | as porto's `x-porto` limits |
-//! | `PORTO_MAX_INSTANCE_REUSE`, `PORTO_REUSE_IDLE_TIMEOUT_MS`, `PORTO_REUSE_MAX_MEMORY_MIB` | as porto's `x-porto` reuse keys (default: a fresh instance per request) |
+//! | `PORTO_MAX_INSTANCE_REUSE`, `PORTO_MAX_INSTANCE_CONCURRENCY`, `PORTO_REUSE_IDLE_TIMEOUT_MS`, `PORTO_REUSE_MAX_MEMORY_MIB` | as porto's `x-porto` reuse keys (default: a fresh instance per request for WASI 0.2, 128 requests, 16 at once, for WASI 0.3) |
 //! | `PORTO_DRAIN_TIMEOUT` | 10 (seconds in-flight requests get after SIGTERM) |
 //! | `PORTO_LOG` | `info` |
 //! | `PORTO_ALLOCATOR` | `auto` (`pooling`, `on-demand`) |
@@ -97,6 +97,7 @@ impl Settings {
         );
         let reuse = Reuse::from_keys(
             parsed(&porto, var::MAX_INSTANCE_REUSE)?,
+            parsed(&porto, var::MAX_INSTANCE_CONCURRENCY)?,
             parsed(&porto, var::REUSE_IDLE_TIMEOUT_MS)?,
             parsed(&porto, var::REUSE_MAX_MEMORY_MIB)?,
         );
@@ -295,11 +296,16 @@ mod tests {
             (Limits::default(), Reuse::default()),
             (
                 Limits::from_keys(Some(1500), Some(64), Some(7), Some(100)),
-                Reuse::from_keys(std::num::NonZeroU32::new(128), Some(250), Some(8)),
+                Reuse::from_keys(
+                    std::num::NonZeroU32::new(128),
+                    std::num::NonZeroU32::new(4),
+                    Some(250),
+                    Some(8),
+                ),
             ),
             (
                 Limits::from_keys(None, None, Some(1), None),
-                Reuse::from_keys(std::num::NonZeroU32::new(2), None, None),
+                Reuse::from_keys(std::num::NonZeroU32::new(2), None, None, None),
             ),
         ] {
             config.limits = limits;

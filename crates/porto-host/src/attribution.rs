@@ -17,11 +17,8 @@ pub(crate) struct Attribution {
 }
 
 impl Attribution {
-    pub(crate) fn new(request_id: Arc<str>, span: RequestSpan) -> Arc<RwLock<Attribution>> {
-        Arc::new(RwLock::new(Self {
-            request_id,
-            span: Some(span),
-        }))
+    pub(crate) fn new(request_id: Arc<str>, span: Option<RequestSpan>) -> Arc<RwLock<Attribution>> {
+        Arc::new(RwLock::new(Self { request_id, span }))
     }
 
     /// Runs `log`, which writes log lines about the request `attribution`

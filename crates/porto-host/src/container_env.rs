@@ -27,6 +27,7 @@ pub const MAX_MEMORY_MIB: &str = "PORTO_MAX_MEMORY_MIB";
 pub const MAX_CONCURRENCY: &str = "PORTO_MAX_CONCURRENCY";
 pub const MAX_BODY_BYTES: &str = "PORTO_MAX_BODY_BYTES";
 pub const MAX_INSTANCE_REUSE: &str = "PORTO_MAX_INSTANCE_REUSE";
+pub const MAX_INSTANCE_CONCURRENCY: &str = "PORTO_MAX_INSTANCE_CONCURRENCY";
 pub const REUSE_IDLE_TIMEOUT_MS: &str = "PORTO_REUSE_IDLE_TIMEOUT_MS";
 pub const REUSE_MAX_MEMORY_MIB: &str = "PORTO_REUSE_MAX_MEMORY_MIB";
 pub const DRAIN_TIMEOUT: &str = "PORTO_DRAIN_TIMEOUT";
@@ -47,6 +48,7 @@ pub const ALL: &[&str] = &[
     MAX_CONCURRENCY,
     MAX_BODY_BYTES,
     MAX_INSTANCE_REUSE,
+    MAX_INSTANCE_CONCURRENCY,
     REUSE_IDLE_TIMEOUT_MS,
     REUSE_MAX_MEMORY_MIB,
     DRAIN_TIMEOUT,
@@ -99,8 +101,13 @@ pub fn limit_settings(config: &ServiceConfig) -> Vec<(&'static str, String)> {
         ),
         (
             MAX_INSTANCE_REUSE,
-            reuse.max_requests != default_reuse.max_requests,
-            reuse.max_requests.to_string(),
+            reuse.max_requests.is_some(),
+            reuse.max_requests.map_or(0, |n| n.get()).to_string(),
+        ),
+        (
+            MAX_INSTANCE_CONCURRENCY,
+            reuse.max_concurrent.is_some(),
+            reuse.max_concurrent.map_or(0, |n| n.get()).to_string(),
         ),
         (
             REUSE_IDLE_TIMEOUT_MS,

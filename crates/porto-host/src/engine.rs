@@ -1,4 +1,9 @@
-//! The one wasmtime [`Engine`] and the on-disk cache of compiled components.
+//! The wasmtime [`Engine`]s, one per guest world a stack runs, and the
+//! on-disk cache of compiled components.
+//!
+//! WASI 0.3 guests need wasmtime's concurrency support (tasks, streams,
+//! futures); WASI 0.2 guests run faster without its bookkeeping, so each
+//! world gets an engine configured for it.
 //!
 //! The engine uses the pooling allocator when the machine lets it reserve
 //! the address space (probed, as `wasmtime serve` does; constrained
@@ -15,6 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::abi::GuestAbi;
 use crate::error::HostError;
 use crate::policy::limits::{
     CORE_INSTANCES_PER_COMPONENT, EPOCH_TICK, KEEP_RESIDENT_BYTES, KEEP_RESIDENT_TABLE_BYTES,
@@ -39,13 +45,18 @@ pub enum Allocator {
     OnDemand,
 }
 
-/// Builds the engine; `max_memory_bytes` is the largest memory any
-/// service may grow to, `instance_pool` the component instances a pooling
-/// allocator holds at once.
+/// Fiber stacks one WASI 0.3 instance may hold at once: a task that
+/// blocks in a synchronous call keeps one while the others go on.
+const P3_STACKS_PER_INSTANCE: u32 = 4;
+
+/// Builds the engine for guests of world `abi`; `max_memory_bytes` is the
+/// largest memory any service may grow to, `instance_pool` the component
+/// instances a pooling allocator holds at once.
 pub(crate) fn new_engine(
     max_memory_bytes: u64,
     allocator: Allocator,
     instance_pool: NonZeroU32,
+    abi: GuestAbi,
 ) -> Result<EngineInfo, HostError> {
     if !host_has_vector_unit() {
         return Err(HostError::NoVectorUnit);
@@ -60,12 +71,12 @@ pub(crate) fn new_engine(
             emulator,
             "running under user-mode emulation; allocating instances on demand"
         );
-        return on_demand();
+        return on_demand(abi);
     }
     if allocator == Allocator::OnDemand {
-        return on_demand();
+        return on_demand(abi);
     }
-    let mut config = base_config();
+    let mut config = base_config(abi);
     let mut pool = PoolingAllocationConfig::default();
     let component_instances = instance_pool.get();
     let core_instances = component_instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT);
@@ -74,8 +85,12 @@ pub(crate) fn new_engine(
         .total_tables(core_instances)
         // One linear memory per component: the shims use their module's.
         .total_memories(component_instances)
-        // One fiber stack per instance: each runs its request on one.
-        .total_stacks(component_instances)
+        // One fiber stack per WASI 0.2 instance: each runs its request on
+        // one.
+        .total_stacks(match abi {
+            GuestAbi::Wasip2 => component_instances,
+            GuestAbi::Wasip3 => component_instances.saturating_mul(P3_STACKS_PER_INSTANCE),
+        })
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
@@ -93,14 +108,14 @@ pub(crate) fn new_engine(
             // E.g. riscv64 with Sv39 paging: 256 GiB of user address space
             // cannot hold a pool of 4 GiB reservations.
             tracing::warn!(error = %err, "pooling allocator unavailable here; allocating instances on demand");
-            on_demand()
+            on_demand(abi)
         }
         Err(err) => Err(HostError::PoolingUnavailable(err.into())),
     }
 }
 
-fn on_demand() -> Result<EngineInfo, HostError> {
-    let mut config = base_config();
+fn on_demand(abi: GuestAbi) -> Result<EngineInfo, HostError> {
+    let mut config = base_config(abi);
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     Ok(EngineInfo {
         engine: Engine::new(&config).map_err(|e| HostError::Engine(e.into()))?,
@@ -129,14 +144,14 @@ fn user_mode_emulator() -> Option<String> {
     (x86_kernel && !x86_build).then(|| format!("{} on an x86 host", std::env::consts::ARCH))
 }
 
-fn base_config() -> Config {
+fn base_config(abi: GuestAbi) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     // WASI 0.2 components never run concurrently inside one store; with
     // the bookkeeping for it on, every host call and store teardown pays
     // for it (BENCHMARKS.md).
-    config.concurrency_support(false);
+    config.concurrency_support(abi == GuestAbi::Wasip3);
     config
 }
 
@@ -257,28 +272,43 @@ pub struct Interfaces {
 /// Reads components' [`Interfaces`], with one engine configured as porto's
 /// for all of them.
 pub struct Inspector {
-    engine: Engine,
+    engines: [std::sync::OnceLock<Engine>; 2],
     cache_dir: std::path::PathBuf,
 }
 
 impl Inspector {
     /// Compiled components are taken from, and kept in, `cache_dir`.
     pub fn new(cache_dir: &Path) -> Result<Self, HostError> {
-        let engine = new_engine(
-            crate::policy::limits::Limits::default().max_memory_bytes,
-            Allocator::Auto,
-            crate::policy::limits::DEFAULT_INSTANCE_POOL,
-        )?
-        .engine;
         Ok(Self {
-            engine,
+            engines: Default::default(),
             cache_dir: cache_dir.to_path_buf(),
         })
     }
 
+    /// The engine porto would compile a component of world `abi` with.
+    fn engine(&self, abi: GuestAbi) -> Result<&Engine, HostError> {
+        let slot = &self.engines[abi as usize];
+        if let Some(engine) = slot.get() {
+            return Ok(engine);
+        }
+        let engine = new_engine(
+            crate::policy::limits::Limits::default().max_memory_bytes,
+            // As porto's, so the compile cache serves both.
+            Allocator::Auto,
+            crate::policy::limits::DEFAULT_INSTANCE_POOL,
+            abi,
+        )?
+        .engine;
+        Ok(slot.get_or_init(|| engine))
+    }
+
     /// The interfaces of `wasm`, the component called `name`.
     pub fn interfaces(&self, name: &str, wasm: &[u8]) -> Result<Interfaces, HostError> {
-        let engine = &self.engine;
+        let abi = crate::abi::guest_abi(wasm).map_err(|why| HostError::NotServable {
+            service: name.to_string(),
+            why: why.to_string(),
+        })?;
+        let engine = self.engine(abi)?;
         let (component, _) = load_component(engine, wasm, &wasm_digest(wasm), &self.cache_dir)
             .map_err(|e| HostError::Compile {
                 service: name.to_string(),

@@ -26,11 +26,6 @@ pub enum HostError {
     },
     #[error("{service}: {why}")]
     NotServable { service: String, why: String },
-    #[error(
-        "{service}: a WASI 0.3 component (it exports wasi:http/handler@0.3); this porto \
-         serves WASI 0.2 components (wasi:http/incoming-handler@0.2) only so far"
-    )]
-    Wasip3NotServedYet { service: String },
     #[error("{service}: the component is not a wasi:http proxy porto can run")]
     NotAProxy {
         service: String,

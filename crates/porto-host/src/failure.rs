@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+#[derive(Clone)]
 pub(crate) struct Failure {
     pub status: u16,
     pub code: &'static str,

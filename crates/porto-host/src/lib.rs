@@ -45,6 +45,7 @@
 
 #![warn(unreachable_pub)]
 
+mod abi;
 mod attribution;
 pub mod container_env;
 mod engine;
@@ -61,6 +62,7 @@ mod shutdown;
 mod stack;
 mod stats;
 pub mod telemetry;
+mod worlds;
 
 pub use engine::{
     Allocator, CacheOutcome, Inspector, Interfaces, library_backtraces_off_unless_asked,
@@ -71,7 +73,10 @@ pub use policy::limits::{
     DEFAULT_INSTANCE_POOL, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_REQUEST_TIMEOUT, Limits, MAX_SLOT_WAIT,
 };
-pub use policy::reuse::{DEFAULT_REUSE_IDLE_TIMEOUT, DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse};
+pub use policy::reuse::{
+    DEFAULT_P3_CONCURRENCY, DEFAULT_P3_REUSE, DEFAULT_REUSE_IDLE_TIMEOUT,
+    DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse,
+};
 pub use policy::service::ServiceConfig;
 pub use serve::server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;

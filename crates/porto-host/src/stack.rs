@@ -9,7 +9,7 @@
 //! `porto up`, the benchmarks and any other front end start this way.
 
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,15 +19,12 @@ use porto_kv::KvBackend;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::engine::{self, Allocator, CacheOutcome, wasm_digest};
+use crate::abi::GuestAbi;
+use crate::engine::{Allocator, CacheOutcome, wasm_digest};
 use crate::error::HostError;
-use crate::instance::abi::{self, GuestAbi};
-use crate::instance::component::Prepared;
-use crate::instance::host::Host;
-use crate::kv::{self, Metered};
+use crate::kv::Metered;
 use crate::memory;
 use crate::metrics::{Metrics, ServiceLabels};
 use crate::policy::reuse::Retired;
@@ -36,6 +33,7 @@ use crate::serve::dispatcher::{self, Dispatcher};
 use crate::serve::server::{self, Workers, WorkersDone};
 use crate::serve::service::Service;
 use crate::stats::Snapshot;
+use crate::worlds::Worlds;
 
 /// Everything a stack is made of.
 pub struct StackConfig {
@@ -89,9 +87,8 @@ pub struct Stack {
 
 struct Inner {
     dispatcher: Arc<Dispatcher>,
-    linker: Linker<Host>,
+    worlds: Worlds,
     pooling: bool,
-    cache_dir: PathBuf,
     started: Vec<Started>,
 }
 
@@ -111,26 +108,26 @@ impl Stack {
             .map(|(config, _)| config.limits.max_memory_bytes)
             .max()
             .unwrap_or(0);
-        let engine = engine::new_engine(max_memory, allocator, instance_pool)?;
-        engine::start_epoch_ticker(&engine.engine);
-        let linker = linker(&engine.engine)?;
+        let worlds = Worlds::new(max_memory, allocator, instance_pool, cache_dir);
+        // The WASI 0.2 engine runs the dispatcher's instances of that
+        // world, and says for all whether the pool could be had.
+        let p2 = worlds.world(GuestAbi::Wasip2)?;
+        let (p2_engine, pooling) = (p2.engine.clone(), p2.pooling);
         let mut running = Vec::new();
         let mut started = Vec::new();
         for (config, wasm) in services {
             let digest = wasm_digest(&wasm);
-            let (component, cache) =
-                compile(&engine.engine, &config.name, &wasm, &digest, &cache_dir)?;
+            let (prepared, cache) = worlds.prepare(&config.name, &wasm, &digest)?;
             started.push(Started {
                 name: config.name.clone(),
-                digest: digest.clone(),
+                digest,
                 cache,
             });
-            let prepared = Prepared::new(&config.name, &component, digest, &linker)?;
             running.push(Service::new(config, prepared));
         }
         let metrics = Arc::new(Metrics::new());
         let kv = Metered::wrap(kv, metrics.clone());
-        let dispatcher = Arc::new(Dispatcher::new(engine.engine, kv, metrics, running));
+        let dispatcher = Arc::new(Dispatcher::new(p2_engine, kv, metrics, running));
         // Kept instances expire on a timer of the tokio runtime porto runs
         // on (a host without one, e.g. a benchmark's, keeps them until
         // reused). The task ends with the dispatcher.
@@ -145,9 +142,8 @@ impl Stack {
         Ok(Self {
             inner: Arc::new(Inner {
                 dispatcher,
-                linker,
-                pooling: engine.pooling,
-                cache_dir,
+                worlds,
+                pooling,
                 started,
             }),
         })
@@ -202,9 +198,7 @@ impl Stack {
         if digest == running.current().digest {
             return Ok(Reload::Unchanged);
         }
-        let engine = &self.inner.dispatcher.engine;
-        let (component, _) = compile(engine, service, wasm, &digest, &self.inner.cache_dir)?;
-        let prepared = Prepared::new(service, &component, digest.clone(), &self.inner.linker)?;
+        let (prepared, _) = self.inner.worlds.prepare(service, wasm, &digest)?;
         let dropped = running.replace(prepared);
         self.inner
             .dispatcher
@@ -297,46 +291,6 @@ impl Stack {
         say("porto: stopped");
         Ok(())
     }
-}
-
-/// `service`'s component, from the compile cache or compiled now, once its
-/// bytes say it serves a `wasi:http` world porto runs.
-fn compile(
-    engine: &wasmtime::Engine,
-    service: &str,
-    wasm: &[u8],
-    digest: &str,
-    cache_dir: &Path,
-) -> Result<(Component, CacheOutcome), HostError> {
-    match abi::guest_abi(wasm) {
-        Ok(GuestAbi::Wasip2) => {}
-        Ok(GuestAbi::Wasip3) => {
-            return Err(HostError::Wasip3NotServedYet {
-                service: service.to_string(),
-            });
-        }
-        Err(why) => {
-            return Err(HostError::NotServable {
-                service: service.to_string(),
-                why: why.to_string(),
-            });
-        }
-    }
-    engine::load_component(engine, wasm, digest, cache_dir).map_err(|source| HostError::Compile {
-        service: service.to_string(),
-        source: source.into(),
-    })
-}
-
-/// Links everything a guest may import: WASI (no filesystem preopens, no
-/// sockets allowed), wasi:http, and wasi:keyvalue.
-fn linker(engine: &wasmtime::Engine) -> Result<Linker<Host>, HostError> {
-    let mut linker = Linker::new(engine);
-    let link = |e: wasmtime::Error| HostError::Link(e.into());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-    kv::add_to_linker(&mut linker, Host::kv).map_err(link)?;
-    Ok(linker)
 }
 
 /// A stack serving its listeners.

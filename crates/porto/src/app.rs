@@ -297,6 +297,7 @@ fn service_spec(
     );
     let reuse = Reuse::from_keys(
         ext.max_instance_reuse,
+        ext.max_instance_concurrency,
         ext.reuse_idle_timeout_ms,
         ext.reuse_max_memory_mib,
     );
@@ -630,11 +631,12 @@ services:
 
     #[test]
     fn x_porto_reuse_keys_reach_the_host_config() {
-        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      max_instance_reuse: 8\n      reuse_idle_timeout_ms: 500\n      reuse_max_memory_mib: 4\n").expect("valid");
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      max_instance_reuse: 8\n      max_instance_concurrency: 3\n      reuse_idle_timeout_ms: 500\n      reuse_max_memory_mib: 4\n").expect("valid");
         assert_eq!(
             a.service("a").map(|s| s.config.reuse),
             Some(Reuse {
-                max_requests: 8,
+                max_requests: std::num::NonZeroU32::new(8),
+                max_concurrent: std::num::NonZeroU32::new(3),
                 idle_timeout: Duration::from_millis(500),
                 max_memory_bytes: 4 * 1024 * 1024,
             })

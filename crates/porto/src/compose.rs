@@ -154,9 +154,11 @@ pub struct ServiceExtension {
     pub max_concurrency: Option<usize>,
     /// Largest request body porto accepts for this service (413 beyond).
     pub max_body_bytes: Option<u64>,
-    /// Requests one instance may serve, one after another (default 1: a
-    /// fresh instance per request).
+    /// Requests one instance may serve in its life (default: 1, a fresh
+    /// instance per request, for WASI 0.2 components; 128 for WASI 0.3).
     pub max_instance_reuse: Option<std::num::NonZeroU32>,
+    /// Requests one WASI 0.3 instance may serve at once (default 16).
+    pub max_instance_concurrency: Option<std::num::NonZeroU32>,
     /// A kept instance idle this long is dropped (default 10 s).
     pub reuse_idle_timeout_ms: Option<u64>,
     /// An instance whose memory grew past this is not kept (default 16).

@@ -8,15 +8,17 @@
 //! wasi:http context with the [`Outbound`] hooks, its key-value view (only
 //! its service's buckets) and its memory limits.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{GuestTaskId, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::attribution::Attribution;
 use crate::instance::guest_output::GuestOutput;
+use crate::instance::hooks::{Hooks, TaskRequest};
 use crate::instance::outbound::Outbound;
 use crate::kv::{KvCtx, KvView};
 use crate::policy::limits::MAX_INSTANCES_PER_STORE;
@@ -28,7 +30,7 @@ pub(crate) struct Host {
     http: WasiHttpCtx,
     table: ResourceTable,
     kv: KvView,
-    outbound: Outbound,
+    hooks: Hooks,
     attribution: Arc<RwLock<Attribution>>,
     pub(crate) limits: InstanceLimits,
 }
@@ -38,7 +40,7 @@ impl Host {
         service: Arc<str>,
         config: &ServiceConfig,
         request_id: Arc<str>,
-        span: RequestSpan,
+        span: Option<RequestSpan>,
         kv: KvView,
         outbound: Outbound,
     ) -> Self {
@@ -60,7 +62,7 @@ impl Host {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             kv,
-            outbound,
+            hooks: Hooks::new(outbound),
             attribution,
             limits: InstanceLimits {
                 limits: StoreLimitsBuilder::new()
@@ -71,6 +73,7 @@ impl Host {
                     .trap_on_grow_failure(true)
                     .build(),
                 memory_bytes: 0,
+                watched: None,
             },
         }
     }
@@ -88,7 +91,38 @@ impl Host {
             request_id,
             span: Some(span),
         };
-        self.outbound = outbound;
+        self.hooks.own = outbound;
+    }
+
+    /// WASI 0.3: guest task `task` serves `request` from now on. Output
+    /// the instance prints is logged under the request while it is the
+    /// only one in flight, under no request while several are.
+    pub(crate) fn begin_task(&mut self, task: GuestTaskId, request: Arc<TaskRequest>) {
+        let request_id = request.request_id.clone();
+        let span = request.span();
+        let in_flight = self.hooks.begin_task(task, request, &self.attribution);
+        let mut attribution = self.attribution.write().unwrap_or_else(|p| p.into_inner());
+        *attribution = if in_flight == 1 {
+            Attribution { request_id, span }
+        } else {
+            Attribution {
+                request_id: Arc::from(""),
+                span: None,
+            }
+        };
+    }
+
+    /// WASI 0.3: the `wasi:http` calls made from now on are `task`'s.
+    pub(crate) fn set_current_task(&mut self, task: Option<GuestTaskId>) {
+        self.hooks.set_current(task);
+    }
+
+    /// Keeps `memory` up to date with the largest the instance's linear
+    /// memory has grown to, for whoever decides on its reuse without the
+    /// store at hand.
+    pub(crate) fn watch_memory(&mut self, memory: Arc<AtomicU64>) {
+        memory.store(self.limits.memory_bytes as u64, Ordering::Relaxed);
+        self.limits.watched = Some(memory);
     }
 
     /// Lets go of what ties a kept instance to the request it served: its
@@ -99,7 +133,7 @@ impl Host {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .span = None;
-        self.outbound.end_request();
+        self.hooks.end_request();
     }
 
     /// The largest linear memory of the instance, in bytes.
@@ -130,7 +164,7 @@ impl WasiHttpView for Host {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outbound,
+            hooks: &mut self.hooks,
         }
     }
 }
@@ -140,6 +174,7 @@ impl WasiHttpView for Host {
 pub(crate) struct InstanceLimits {
     limits: StoreLimits,
     memory_bytes: usize,
+    watched: Option<Arc<AtomicU64>>,
 }
 
 impl ResourceLimiter for InstanceLimits {
@@ -152,6 +187,9 @@ impl ResourceLimiter for InstanceLimits {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if allowed {
             self.memory_bytes = self.memory_bytes.max(desired);
+            if let Some(watched) = &self.watched {
+                watched.store(self.memory_bytes as u64, Ordering::Relaxed);
+            }
         }
         Ok(allowed)
     }

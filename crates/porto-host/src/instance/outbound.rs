@@ -35,7 +35,7 @@ pub(crate) trait InProcess: Send + Sync + 'static {
 pub(crate) type InProcessCall =
     Pin<Box<dyn Future<Output = hyper::Response<HyperOutgoingBody>> + Send>>;
 
-type Sent = Box<
+pub(crate) type Sent = Box<
     dyn Future<
             Output = Result<
                 (
@@ -82,6 +82,25 @@ impl Outbound {
             request_id,
             request_span: Some(request_span),
             trace,
+        }
+    }
+
+    /// The hooks of a WASI 0.3 instance itself, for calls no request of
+    /// it makes: `caller`'s rules, no request id, no parent span.
+    pub(crate) fn for_instance(
+        services: Weak<dyn InProcess>,
+        metrics: Arc<Metrics>,
+        caller: Arc<str>,
+        rules: Arc<ServiceConfig>,
+    ) -> Self {
+        Self {
+            services,
+            metrics,
+            caller,
+            rules,
+            request_id: Arc::from(""),
+            request_span: None,
+            trace: SpanContext::empty_context(),
         }
     }
 

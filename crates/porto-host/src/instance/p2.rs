@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::failure::Failure;
-use crate::instance::component::Prepared;
+use crate::instance::component::{Prepared, Runner};
 use crate::instance::host::Host;
 use crate::instance::outbound::Outbound;
 use crate::metrics::{InFlight, ServiceMetrics, snake_case};
@@ -368,11 +368,14 @@ async fn instantiate(
     store: &mut Store<Host>,
     relief: &dyn PoolRelief,
 ) -> wasmtime::Result<Proxy> {
-    match component.pre.instantiate_async(&mut *store).await {
+    let Runner::Wasip2(pre) = &component.runner else {
+        wasmtime::bail!("not a WASI 0.2 component");
+    };
+    match pre.instantiate_async(&mut *store).await {
         Err(error)
             if error.is::<wasmtime::PoolConcurrencyLimitError>() && relief.drop_kept() > 0 =>
         {
-            component.pre.instantiate_async(store).await
+            pre.instantiate_async(store).await
         }
         result => result,
     }
@@ -385,24 +388,32 @@ fn diagnose(ended: Result<wasmtime::Result<()>, String>, timeout: Duration) -> (
             "no_response".to_string(),
             Failure::internal("returned without setting a response".into()),
         ),
-        Ok(Err(error)) if error.is::<wasmtime::PoolConcurrencyLimitError>() => (
-            "pool_exhausted".to_string(),
-            Failure::overloaded("instance_pool", format!("{error:#}")),
-        ),
-        Ok(Err(error)) => match error.downcast_ref::<wasmtime::Trap>() {
-            Some(wasmtime::Trap::Interrupt) => ("timeout".to_string(), Failure::timeout(timeout)),
-            Some(trap) => (
-                snake_case(&format!("{trap:?}")),
-                Failure::internal(format!("trapped: {error:?}")),
-            ),
-            None => (
-                "host_error".to_string(),
-                Failure::internal(format!("failed: {error:?}")),
-            ),
-        },
+        Ok(Err(error)) => failure_of(&error, timeout),
         Err(panic) => (
             "host_error".to_string(),
             Failure::internal(format!("host panicked while running the guest: {panic}")),
+        ),
+    }
+}
+
+/// What an error that ended a guest (or kept it from starting) means for
+/// its request, and the kind it is counted as.
+pub(crate) fn failure_of(error: &wasmtime::Error, timeout: Duration) -> (String, Failure) {
+    if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+        return (
+            "pool_exhausted".to_string(),
+            Failure::overloaded("instance_pool", format!("{error:#}")),
+        );
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => ("timeout".to_string(), Failure::timeout(timeout)),
+        Some(trap) => (
+            snake_case(&format!("{trap:?}")),
+            Failure::internal(format!("trapped: {error:?}")),
+        ),
+        None => (
+            "host_error".to_string(),
+            Failure::internal(format!("failed: {error:?}")),
         ),
     }
 }

@@ -37,7 +37,7 @@ pub(crate) struct KvCtx<'a> {
     pub attribution: &'a RwLock<Attribution>,
 }
 
-struct HasKv;
+pub(crate) struct HasKv;
 
 impl HasData for HasKv {
     type Data<'a> = KvCtx<'a>;
@@ -65,15 +65,25 @@ impl KvCtx<'_> {
     }
 
     fn fail(&self, err: KvError) -> store::Error {
-        self.log(|| tracing::warn!(service = %self.kv.service, error = %err, "key-value operation failed"));
+        self.log_failure(&err);
         store::Error::Other(err.to_string())
+    }
+
+    pub(crate) fn log_failure(&self, err: &KvError) {
+        self.log(|| tracing::warn!(service = %self.kv.service, error = %err, "key-value operation failed"));
+    }
+
+    pub(crate) fn log_denied(&self, bucket: &str) {
+        self.log(
+            || tracing::warn!(service = %self.kv.service, bucket = %bucket, "bucket access denied"),
+        );
     }
 }
 
 impl store::Host for KvCtx<'_> {
     async fn open(&mut self, identifier: String) -> GuestResult<Resource<BucketHandle>> {
         if !self.kv.buckets.contains(&identifier) {
-            self.log(|| tracing::warn!(service = %self.kv.service, bucket = %identifier, "bucket access denied"));
+            self.log_denied(&identifier);
             return Ok(Err(store::Error::AccessDenied));
         }
         Ok(Ok(self.table.push(BucketHandle { name: identifier })?))

@@ -1,4 +1,5 @@
-//! Host side of `wasi:keyvalue@0.2.0-draft2`: the bindings and the
+//! Host side of `wasi:keyvalue@0.2.0-draft2` (and, for WASI 0.3 guests,
+//! its async form `wasi:keyvalue@0.3.0-draft`, `p3.rs`): the bindings and the
 //! per-instance view that enforces bucket isolation, over any
 //! [`porto_kv::KvBackend`].
 //!
@@ -10,6 +11,7 @@
 
 mod bindings;
 mod metered;
+pub(crate) mod p3;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ pub(crate) use bindings::{KvCtx, add_to_linker};
 pub(crate) use metered::Metered;
 
 /// The key-value capability of one guest instance.
+#[derive(Clone)]
 pub(crate) struct KvView {
     pub backend: Arc<dyn KvBackend>,
     pub buckets: Arc<BTreeSet<String>>,

@@ -1,7 +1,11 @@
-//! Opt-in instance reuse, the policy and every rule of it: a service with
-//! `max_requests > 1` keeps an instance that answered cleanly and gives it
-//! the service's next request, one request at a time, instead of
-//! instantiating afresh. The kept instances themselves wait in
+//! Instance reuse, the policy and every rule of it. A WASI 0.2 service
+//! with `max_requests > 1` (opt-in) keeps an instance that answered
+//! cleanly and gives it the service's next request, one request at a time,
+//! instead of instantiating afresh. A WASI 0.3 instance serves up to
+//! `max_concurrent` requests at once and `max_requests` in its life by
+//! default, as `wasmtime serve` does: the world is made for it (every
+//! request is its own async task, and the guest says when it can take
+//! more). The kept instances themselves wait in
 //! `instance::pool`, which applies what [`Reuse::expired`] and the
 //! component's generation say; [`Reuse::after_request`] decides the rest.
 //!
@@ -21,9 +25,12 @@ use std::time::Duration;
 /// A service's reuse policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reuse {
-    /// Requests one instance may serve, one after another; 1 (the
-    /// default) is a fresh instance per request.
-    pub max_requests: u32,
+    /// Requests one instance may serve in its life; unset, the default of
+    /// its guest's world ([`Reuse::p2_requests`], [`Reuse::p3_requests`]).
+    pub max_requests: Option<NonZeroU32>,
+    /// Requests one WASI 0.3 instance may serve at once (WASI 0.2
+    /// instances serve one at a time); unset, [`DEFAULT_P3_CONCURRENCY`].
+    pub max_concurrent: Option<NonZeroU32>,
     /// A kept instance not given a request for this long is dropped.
     pub idle_timeout: Duration,
     /// An instance whose linear memory has grown past this is not kept.
@@ -32,11 +39,15 @@ pub struct Reuse {
 
 pub const DEFAULT_REUSE_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REUSE_MAX_MEMORY_MIB: u64 = 16;
+/// `wasmtime serve`'s defaults for WASI 0.3 components (BENCHMARKS.md).
+pub const DEFAULT_P3_REUSE: u32 = 128;
+pub const DEFAULT_P3_CONCURRENCY: u32 = 16;
 
 impl Default for Reuse {
     fn default() -> Self {
         Self {
-            max_requests: 1,
+            max_requests: None,
+            max_concurrent: None,
             idle_timeout: DEFAULT_REUSE_IDLE_TIMEOUT,
             max_memory_bytes: DEFAULT_REUSE_MAX_MEMORY_MIB * 1024 * 1024,
         }
@@ -45,16 +56,19 @@ impl Default for Reuse {
 
 impl Reuse {
     /// The policy the configuration keys give (`max_instance_reuse`,
-    /// `reuse_idle_timeout_ms`, `reuse_max_memory_mib`), defaults for the
-    /// ones not set: one definition for every front end.
+    /// `max_instance_concurrency`, `reuse_idle_timeout_ms`,
+    /// `reuse_max_memory_mib`), defaults for the ones not set: one
+    /// definition for every front end.
     pub fn from_keys(
         max_instance_reuse: Option<NonZeroU32>,
+        max_instance_concurrency: Option<NonZeroU32>,
         reuse_idle_timeout_ms: Option<u64>,
         reuse_max_memory_mib: Option<u64>,
     ) -> Self {
         let defaults = Self::default();
         Self {
-            max_requests: max_instance_reuse.map_or(defaults.max_requests, NonZeroU32::get),
+            max_requests: max_instance_reuse,
+            max_concurrent: max_instance_concurrency,
             idle_timeout: reuse_idle_timeout_ms
                 .map_or(defaults.idle_timeout, Duration::from_millis),
             max_memory_bytes: reuse_max_memory_mib
@@ -62,8 +76,26 @@ impl Reuse {
         }
     }
 
+    /// Whether a WASI 0.2 instance is kept for more than one request.
     pub fn enabled(&self) -> bool {
-        self.max_requests > 1
+        self.p2_requests() > 1
+    }
+
+    /// Requests a WASI 0.2 instance serves, one after another (default 1:
+    /// a fresh instance per request).
+    pub fn p2_requests(&self) -> u32 {
+        self.max_requests.map_or(1, NonZeroU32::get)
+    }
+
+    /// Requests a WASI 0.3 instance serves in its life.
+    pub fn p3_requests(&self) -> u32 {
+        self.max_requests.map_or(DEFAULT_P3_REUSE, NonZeroU32::get)
+    }
+
+    /// Requests a WASI 0.3 instance serves at once.
+    pub fn p3_concurrency(&self) -> u32 {
+        self.max_concurrent
+            .map_or(DEFAULT_P3_CONCURRENCY, NonZeroU32::get)
     }
 }
 
@@ -117,7 +149,7 @@ impl Reuse {
         if !ending.clean {
             return Err(Retired::Failed);
         }
-        if ending.served >= self.max_requests {
+        if ending.served >= self.p2_requests() {
             return Err(Retired::Used);
         }
         if ending.memory_bytes > self.max_memory_bytes {
@@ -138,7 +170,8 @@ mod tests {
 
     fn policy() -> Reuse {
         Reuse {
-            max_requests: 3,
+            max_requests: NonZeroU32::new(3),
+            max_concurrent: None,
             idle_timeout: Duration::from_millis(100),
             max_memory_bytes: 1024,
         }
@@ -186,6 +219,19 @@ mod tests {
     }
 
     #[test]
+    fn each_world_has_its_own_defaults_and_the_keys_set_both() {
+        let unset = Reuse::default();
+        assert_eq!(
+            (unset.p2_requests(), unset.p3_requests()),
+            (1, DEFAULT_P3_REUSE)
+        );
+        assert_eq!(unset.p3_concurrency(), DEFAULT_P3_CONCURRENCY);
+        let set = Reuse::from_keys(NonZeroU32::new(1), NonZeroU32::new(4), None, None);
+        assert_eq!((set.p2_requests(), set.p3_requests()), (1, 1));
+        assert_eq!(set.p3_concurrency(), 4);
+    }
+
+    #[test]
     fn idle_expiry_is_at_the_timeout_not_before() {
         assert!(!policy().expired(Duration::from_millis(99)));
         assert!(policy().expired(Duration::from_millis(100)));
@@ -193,8 +239,9 @@ mod tests {
 
     #[test]
     fn keys_fill_in_the_defaults() {
-        let reuse = Reuse::from_keys(NonZeroU32::new(128), None, Some(4));
-        assert_eq!(reuse.max_requests, 128);
+        let reuse = Reuse::from_keys(NonZeroU32::new(128), None, None, Some(4));
+        assert_eq!(reuse.p2_requests(), 128);
+        assert_eq!(reuse.p3_concurrency(), DEFAULT_P3_CONCURRENCY);
         assert_eq!(reuse.idle_timeout, DEFAULT_REUSE_IDLE_TIMEOUT);
         assert_eq!(reuse.max_memory_bytes, 4 * 1024 * 1024);
         assert!(reuse.enabled());

@@ -24,11 +24,13 @@ use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::failure::{Failure, error_response};
+use crate::instance::component::Runner;
 use crate::instance::host::Host;
 use crate::instance::outbound::{InProcess, InProcessCall, Outbound};
 use crate::instance::p2::{self, Call, GuestFailure, Instance, Kept, PoolRelief, Ran, Rest};
+use crate::instance::p3;
 use crate::kv::KvView;
-use crate::metrics::{Metrics, route_class};
+use crate::metrics::{Metrics, ServiceMetrics, route_class};
 use crate::policy::limits;
 use crate::policy::reuse::{Ending, Retired};
 use crate::request_ids::{self, RequestId};
@@ -221,15 +223,20 @@ impl Dispatcher {
         trace: &SpanContext,
     ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
         let component = service.current();
+        if let Runner::Wasip3(p3) = &component.runner {
+            let call = p3::Call {
+                outbound: self.outbound(service, request_id.clone(), span, trace),
+                request_id,
+                span: span.clone(),
+            };
+            return p3::run(p3, || self.p3_serving(service), call, request).await;
+        }
         let reusing = service.config.reuse.enabled();
         let instance = self.instance_for(service, component.generation, request_id, span, trace);
         let call = Call {
             component,
             timeout: service.config.limits.request_timeout,
-            metrics: service
-                .metrics
-                .get_or_init(|| self.metrics.for_service(&service.name))
-                .clone(),
+            metrics: self.service_metrics(service),
             relief: self.clone(),
             reusing,
         };
@@ -247,6 +254,60 @@ impl Dispatcher {
         answer
     }
 
+    fn service_metrics(&self, service: &Service) -> ServiceMetrics {
+        service
+            .metrics
+            .get_or_init(|| self.metrics.for_service(&service.name))
+            .clone()
+    }
+
+    /// Other services of this process, as outbound hooks reach them.
+    fn in_process(self: &Arc<Self>) -> Weak<dyn InProcess> {
+        let this: Weak<Self> = Arc::downgrade(self);
+        this
+    }
+
+    /// The outbound hooks of one request of `service`.
+    fn outbound(
+        self: &Arc<Self>,
+        service: &Service,
+        request_id: Arc<str>,
+        span: &RequestSpan,
+        trace: &SpanContext,
+    ) -> Outbound {
+        Outbound::new(
+            self.in_process(),
+            self.metrics.clone(),
+            service.name.clone(),
+            service.config.clone(),
+            request_id,
+            span.clone(),
+            trace.clone(),
+        )
+    }
+
+    /// What `service`'s instances may reach of the key-value store.
+    fn kv_view(&self, service: &Service) -> KvView {
+        KvView {
+            backend: self.kv.clone(),
+            buckets: service.buckets.clone(),
+            service: service.name.clone(),
+        }
+    }
+
+    /// What the workers of a WASI 0.3 `service` make its instances with.
+    fn p3_serving(self: &Arc<Self>, service: &Service) -> p3::Serving {
+        p3::Serving {
+            service: service.name.clone(),
+            config: service.config.clone(),
+            kv: self.kv_view(service),
+            services: self.in_process(),
+            metrics: self.metrics.clone(),
+            service_metrics: self.service_metrics(service),
+            relief: self.clone(),
+        }
+    }
+
     /// A kept instance of `service`'s current component made ready for
     /// this request, or a fresh one.
     fn instance_for(
@@ -257,17 +318,7 @@ impl Dispatcher {
         span: &RequestSpan,
         trace: &SpanContext,
     ) -> Instance {
-        let this: Weak<Self> = Arc::downgrade(self);
-        let in_process: Weak<dyn InProcess> = this;
-        let outbound = Outbound::new(
-            in_process,
-            self.metrics.clone(),
-            service.name.clone(),
-            service.config.clone(),
-            request_id.clone(),
-            span.clone(),
-            trace.clone(),
-        );
+        let outbound = self.outbound(service, request_id.clone(), span, trace);
         if service.config.reuse.enabled() {
             let taken = service.kept.take(current_worker(), generation);
             self.metrics
@@ -276,17 +327,12 @@ impl Dispatcher {
                 return kept.begin_request(request_id, span.clone(), outbound);
             }
         }
-        let kv = KvView {
-            backend: self.kv.clone(),
-            buckets: service.buckets.clone(),
-            service: service.name.clone(),
-        };
         let host = Host::new(
             service.name.clone(),
             &service.config,
             request_id,
-            span.clone(),
-            kv,
+            Some(span.clone()),
+            self.kv_view(service),
             outbound,
         );
         Instance::fresh(&self.engine, host)
