@@ -230,3 +230,90 @@ fn max_concurrency_refuses_beyond_its_slots() {
     assert!(statuses.contains(&200), "{statuses:?}");
     assert!(statuses.contains(&503), "{statuses:?}");
 }
+
+/// One request waiting on a slow upstream does not hold up the others in
+/// its instance: while it waits, the instance answers others, which see it
+/// still in flight.
+#[test]
+fn a_request_waiting_on_an_upstream_does_not_hold_up_its_instance() {
+    let porto = Porto::start(&fixtures_compose(&[
+        ("front", "probe_p3", ", allow_services: [slow]"),
+        ("slow", "slow", ""),
+    ]));
+    let client = Client::new(porto.url("front"));
+    let warm = client.get("/");
+    assert_eq!(warm.status, 200, "{}", warm.body);
+    let instance = warm.json()["instance"].clone();
+    std::thread::scope(|scope| {
+        let waiting = {
+            let client = client.clone();
+            scope.spawn(move || client.get("/call?url=http://slow/?ms=2000"))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let quick: Vec<Reply> = (0..5).map(|_| client.get("/")).collect();
+        for reply in &quick {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert_eq!(
+                reply.json()["instance"],
+                instance,
+                "served elsewhere: {}",
+                reply.body
+            );
+            assert!(
+                reply.json()["most_at_once"].as_u64() >= Some(2),
+                "{}",
+                reply.body
+            );
+        }
+        let waited = waiting.join().expect("request thread");
+        assert_eq!(waited.status, 200, "{}", waited.body);
+        assert_eq!(waited.json()["status"], 200, "{}", waited.body);
+        assert_eq!(waited.json()["instance"], instance);
+    });
+}
+
+/// `wasi:keyvalue@0.3.0-draft` (async) serves WASI 0.3 guests from the
+/// service's own buckets: atomic increments and compare-and-swap lose no
+/// update when requests share an instance, another service's bucket is
+/// refused, and data is shared with the same bucket's other users.
+#[test]
+fn wasip3_guests_keep_data_through_async_keyvalue() {
+    let porto = Porto::start(&fixtures_compose(&[
+        ("kv", "probe_p3", ", buckets: [counts]"),
+        ("peer", "probe_p3", ", buckets: [counts]"),
+        ("other", "probe_p3", ", buckets: [elsewhere]"),
+    ]));
+    let client = Client::new(porto.url("kv"));
+    assert_eq!(client.get("/").status, 200);
+    let increments = at_once(&client, 12, |_| "/kv/incr?bucket=counts&key=hits".into());
+    let mut values: Vec<u64> = increments
+        .iter()
+        .map(|reply| {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            reply.json()["value"].as_u64().expect("value")
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (1..=12).collect::<Vec<u64>>(),
+        "each increment seen once"
+    );
+    let appends = at_once(&client, 8, |i| {
+        format!("/kv/append?bucket=counts&key=list&item={i}")
+    });
+    for reply in &appends {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let list = Client::new(porto.url("peer")).get("/kv/get?bucket=counts&key=list");
+    let mut items: Vec<String> = list.json()["value"]
+        .as_str()
+        .expect("the list, read by the peer")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    items.sort();
+    assert_eq!(items, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
+    let refused = Client::new(porto.url("other")).get("/kv/get?bucket=counts&key=hits");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}

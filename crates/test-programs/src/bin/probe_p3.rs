@@ -12,6 +12,12 @@
 //! - `/headers` the request's headers;
 //! - `/print` prints `probe request N` to stdout;
 //! - `/grow?mib=N` keeps N MiB more in a global;
+//! - `/kv/incr?bucket=B&key=K` adds 1 to a counter and answers its value;
+//!   `/kv/append?bucket=B&key=K&item=I` appends I to a list with a
+//!   compare-and-swap loop (`retries` says how often it lost the race);
+//!   `/kv/get?bucket=B&key=K` reads, `/kv/set?...&value=V` writes: all
+//!   through `wasi:keyvalue@0.3.0-draft`, whose calls are async, so the
+//!   instance serves others while one waits on the store;
 //! - `/spin` loops forever without awaiting;
 //! - `/trap` aborts.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unreachable_code))]
@@ -30,6 +36,16 @@ mod guest {
     };
 
     wasip3::http::service::export!(Probe);
+
+    mod kv {
+        wasip3::wit_bindgen::generate!({
+            path: "../../wit/keyvalue-p3",
+            world: "wasi:keyvalue/imports",
+            runtime_path: "wasip3::wit_bindgen::rt",
+            generate_all,
+        });
+    }
+    use kv::wasi::keyvalue::{atomics, store};
 
     static INSTANCE: AtomicU64 = AtomicU64::new(0);
     static SERVED: AtomicU64 = AtomicU64::new(0);
@@ -141,6 +157,11 @@ mod guest {
                 }
                 (200, json!({"kept_mib": kept.len()}))
             }
+            path if path.starts_with("/kv/") => match keyvalue(request, path).await {
+                Ok(body) => (200, body),
+                Err(store::Error::AccessDenied) => (403, json!({"error": "access_denied"})),
+                Err(error) => (503, json!({"error": format!("{error:?}")})),
+            },
             "/spin" => {
                 let mut n = 0u64;
                 loop {
@@ -149,6 +170,51 @@ mod guest {
             }
             "/trap" => std::process::abort(),
             _ => (404, json!({"error": "no such route"})),
+        }
+    }
+
+    async fn keyvalue(
+        request: &http::Request<impl Sized>,
+        path: &str,
+    ) -> Result<Value, store::Error> {
+        let bucket = store::open(query(request, "bucket").unwrap_or_default()).await?;
+        let key = query(request, "key").unwrap_or_default();
+        match path {
+            "/kv/incr" => Ok(json!({"value": atomics::increment(&bucket, key, 1).await?})),
+            "/kv/get" => {
+                let value = bucket.get(key).await?;
+                Ok(json!({"value": value.map(|v| String::from_utf8_lossy(&v).to_string())}))
+            }
+            "/kv/set" => {
+                let value = query(request, "value").unwrap_or_default();
+                bucket.set(key, value.into_bytes()).await?;
+                Ok(json!({}))
+            }
+            "/kv/append" => {
+                let item = query(request, "item").unwrap_or_default();
+                let mut cas = atomics::Cas::new(&bucket, key).await?;
+                let mut retries = 0;
+                loop {
+                    let mut list = cas
+                        .current()
+                        .await?
+                        .map(|v| String::from_utf8_lossy(&v).to_string())
+                        .unwrap_or_default();
+                    if !list.is_empty() {
+                        list.push(',');
+                    }
+                    list.push_str(&item);
+                    match atomics::swap(cas, list.clone().into_bytes()).await {
+                        Ok(()) => return Ok(json!({"value": list, "retries": retries})),
+                        Err(atomics::CasError::CasFailed(again)) => {
+                            retries += 1;
+                            cas = again;
+                        }
+                        Err(atomics::CasError::StoreError(error)) => return Err(error),
+                    }
+                }
+            }
+            _ => Err(store::Error::Other(format!("no such operation {path}"))),
         }
     }
 
