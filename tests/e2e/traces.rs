@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Porto, gateway_alone, read_head, stack};
+use crate::harness::{Client, Porto, fixture_service, gateway_alone, read_head, stack};
 
 /// A span as the test needs it.
 #[derive(Debug, Clone)]
@@ -192,4 +192,52 @@ fn a_call_to_a_network_host_carries_the_trace() {
     let served = named(&spans, "api-gateway GET /api/users/:id");
     assert_eq!(call.parent, served.span_id);
     assert_eq!(served.parent, client_span);
+}
+
+/// One trace crosses the two guest worlds in process, either way: the
+/// WASI 0.2 gateway calling a WASI 0.3 user-service, and a WASI 0.3 guest
+/// calling a WASI 0.2 one.
+#[test]
+fn a_trace_crosses_wasip2_and_wasip3_services_in_process() {
+    let (endpoint, received) = collector();
+    let mut compose = stack();
+    let services = compose["services"]
+        .as_mapping_mut()
+        .expect("services");
+    services.insert(
+        "user-service".into(),
+        fixture_service("probe_p3", ", allow_services: [counter]"),
+    );
+    services.insert("counter".into(), fixture_service("counter", ""));
+    let mut porto = Porto::start_with_env(&compose, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)]);
+    let into_p3 = "11111111111111111111111111111111";
+    let out_of_p3 = "22222222222222222222222222222222";
+    let reply = porto.gateway().send(
+        "GET",
+        "/api/users/1",
+        &[("traceparent", &format!("00-{into_p3}-00f067aa0ba902b7-01"))],
+        None,
+    );
+    assert!(reply.status > 0);
+    let reply = Client::new(porto.url("user-service")).send(
+        "GET",
+        "/call?url=http://counter/",
+        &[("traceparent", &format!("00-{out_of_p3}-00f067aa0ba902b7-01"))],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(porto.stop().success());
+
+    let spans = spans_received(&received);
+    let trace = |id: &str| -> Vec<Span> {
+        spans.iter().filter(|s| s.trace_id == id).cloned().collect()
+    };
+    let first = trace(into_p3);
+    let call = named(&first, "api-gateway -> user-service");
+    let served = named(&first, "user-service GET /users/:id");
+    assert_eq!(served.parent, call.span_id, "{first:#?}");
+    let second = trace(out_of_p3);
+    let call = named(&second, "user-service -> counter");
+    assert_eq!(call.parent, named(&second, "user-service GET /call").span_id);
+    assert_eq!(named(&second, "counter GET /").parent, call.span_id, "{second:#?}");
 }

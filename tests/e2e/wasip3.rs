@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::{Client, Porto, Reply, fixtures_compose};
+use crate::harness::{Client, Porto, Reply, fixtures_compose, value};
 
 /// A WASI 0.3 hello built with the `wasip3` crate, as Spin 4 and wasmCloud
 /// 2.5 users build them, is served: status, body and porto's request id.
@@ -191,6 +191,15 @@ fn a_trap_is_answered_and_the_next_request_gets_a_fresh_instance() {
     assert_eq!(after.status, 200, "{}", after.body);
     assert_ne!(after.json()["instance"], before);
     assert_eq!(after.json()["served"], 1);
+    // Counted as the trap it was, as for WASI 0.2 guests.
+    let m = porto.metrics();
+    assert_eq!(
+        value(
+            &m,
+            "porto_guest_failures_total{service=\"probe\",kind=\"unreachable_code_reached\"}"
+        ),
+        1.0
+    );
 }
 
 /// A request that never yields runs out of time (504); the instance it
@@ -204,6 +213,11 @@ fn an_endless_loop_times_out_and_the_service_goes_on() {
     let after = client.get("/");
     assert_eq!(after.status, 200, "{}", after.body);
     assert_eq!(after.json()["served"], 1);
+    let m = porto.metrics();
+    assert_eq!(
+        value(&m, "porto_guest_failures_total{service=\"probe\",kind=\"timeout\"}"),
+        1.0
+    );
 }
 
 /// An instance whose memory grew past `reuse_max_memory_mib` takes no more
@@ -316,4 +330,25 @@ fn wasip3_guests_keep_data_through_async_keyvalue() {
     assert_eq!(items, (0..8).map(|i| i.to_string()).collect::<Vec<_>>());
     let refused = Client::new(porto.url("other")).get("/kv/get?bucket=counts&key=hits");
     assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+/// `porto build --interfaces` reads a WASI 0.3 component with the engine
+/// made for it: its handler export and async key-value import are listed.
+#[test]
+fn build_lists_a_wasip3_components_interfaces() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("compose.yaml");
+    let compose = fixtures_compose(&[("probe", "probe_p3", "")]);
+    std::fs::write(&file, serde_yaml_ng::to_string(&compose).expect("yaml")).expect("write");
+    let output = std::process::Command::new(crate::harness::PORTO)
+        .args(["--log", "warn", "build", "--interfaces", "-f"])
+        .arg(&file)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .output()
+        .expect("run porto build");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(text.contains("export wasi:http/handler@0.3."), "{text}");
+    assert!(text.contains("import wasi:keyvalue/store@0.3.0-draft"), "{text}");
 }
