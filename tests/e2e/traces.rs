@@ -201,9 +201,7 @@ fn a_call_to_a_network_host_carries_the_trace() {
 fn a_trace_crosses_wasip2_and_wasip3_services_in_process() {
     let (endpoint, received) = collector();
     let mut compose = stack();
-    let services = compose["services"]
-        .as_mapping_mut()
-        .expect("services");
+    let services = compose["services"].as_mapping_mut().expect("services");
     services.insert(
         "user-service".into(),
         fixture_service("probe_p3", ", allow_services: [counter]"),
@@ -222,22 +220,31 @@ fn a_trace_crosses_wasip2_and_wasip3_services_in_process() {
     let reply = Client::new(porto.url("user-service")).send(
         "GET",
         "/call?url=http://counter/",
-        &[("traceparent", &format!("00-{out_of_p3}-00f067aa0ba902b7-01"))],
+        &[(
+            "traceparent",
+            &format!("00-{out_of_p3}-00f067aa0ba902b7-01"),
+        )],
         None,
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(porto.stop().success());
 
     let spans = spans_received(&received);
-    let trace = |id: &str| -> Vec<Span> {
-        spans.iter().filter(|s| s.trace_id == id).cloned().collect()
-    };
+    let trace =
+        |id: &str| -> Vec<Span> { spans.iter().filter(|s| s.trace_id == id).cloned().collect() };
     let first = trace(into_p3);
     let call = named(&first, "api-gateway -> user-service");
     let served = named(&first, "user-service GET /users/:id");
     assert_eq!(served.parent, call.span_id, "{first:#?}");
     let second = trace(out_of_p3);
     let call = named(&second, "user-service -> counter");
-    assert_eq!(call.parent, named(&second, "user-service GET /call").span_id);
-    assert_eq!(named(&second, "counter GET /").parent, call.span_id, "{second:#?}");
+    assert_eq!(
+        call.parent,
+        named(&second, "user-service GET /call").span_id
+    );
+    assert_eq!(
+        named(&second, "counter GET /").parent,
+        call.span_id,
+        "{second:#?}"
+    );
 }

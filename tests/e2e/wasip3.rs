@@ -215,7 +215,10 @@ fn an_endless_loop_times_out_and_the_service_goes_on() {
     assert_eq!(after.json()["served"], 1);
     let m = porto.metrics();
     assert_eq!(
-        value(&m, "porto_guest_failures_total{service=\"probe\",kind=\"timeout\"}"),
+        value(
+            &m,
+            "porto_guest_failures_total{service=\"probe\",kind=\"timeout\"}"
+        ),
         1.0
     );
 }
@@ -350,5 +353,8 @@ fn build_lists_a_wasip3_components_interfaces() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(text.contains("export wasi:http/handler@0.3."), "{text}");
-    assert!(text.contains("import wasi:keyvalue/store@0.3.0-draft"), "{text}");
+    assert!(
+        text.contains("import wasi:keyvalue/store@0.3.0-draft"),
+        "{text}"
+    );
 }

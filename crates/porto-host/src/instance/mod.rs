@@ -17,6 +17,7 @@ pub(crate) mod guest_output;
 pub(crate) mod hooks;
 pub(crate) mod host;
 pub(crate) mod outbound;
+pub(crate) mod outcome;
 pub(crate) mod p2;
 pub(crate) mod p3;
 pub(crate) mod p3_client;

@@ -26,7 +26,8 @@ use crate::failure::Failure;
 use crate::instance::component::{Prepared, Runner};
 use crate::instance::host::Host;
 use crate::instance::outbound::Outbound;
-use crate::metrics::{InFlight, ServiceMetrics, snake_case};
+use crate::instance::outcome::{GuestFailure, PoolRelief, failure_of};
+use crate::metrics::{InFlight, ServiceMetrics};
 use crate::policy::limits::ticks;
 use crate::telemetry::RequestSpan;
 
@@ -105,13 +106,6 @@ impl Instance {
     }
 }
 
-/// Frees instance-pool slots held by kept instances, when instantiating
-/// finds the pool full.
-pub(crate) trait PoolRelief: Send + Sync + 'static {
-    /// Drops kept instances (of every service); how many.
-    fn drop_kept(&self) -> usize;
-}
-
 /// What one request needs besides its instance.
 pub(crate) struct Call {
     pub component: Arc<Prepared>,
@@ -121,14 +115,6 @@ pub(crate) struct Call {
     /// Whether the instance may be kept: then, if the guest has ended once
     /// it answers, it is handed back at once, not from a task.
     pub reusing: bool,
-}
-
-/// A guest gave no usable answer: the error for the client, and the kind
-/// counted in `porto_guest_failures_total` (none for a request that never
-/// reached the guest).
-pub(crate) struct GuestFailure {
-    pub kind: Option<String>,
-    pub failure: Failure,
 }
 
 /// How a request's guest went.
@@ -392,28 +378,6 @@ fn diagnose(ended: Result<wasmtime::Result<()>, String>, timeout: Duration) -> (
         Err(panic) => (
             "host_error".to_string(),
             Failure::internal(format!("host panicked while running the guest: {panic}")),
-        ),
-    }
-}
-
-/// What an error that ended a guest (or kept it from starting) means for
-/// its request, and the kind it is counted as.
-pub(crate) fn failure_of(error: &wasmtime::Error, timeout: Duration) -> (String, Failure) {
-    if error.is::<wasmtime::PoolConcurrencyLimitError>() {
-        return (
-            "pool_exhausted".to_string(),
-            Failure::overloaded("instance_pool", format!("{error:#}")),
-        );
-    }
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => ("timeout".to_string(), Failure::timeout(timeout)),
-        Some(trap) => (
-            snake_case(&format!("{trap:?}")),
-            Failure::internal(format!("trapped: {error:?}")),
-        ),
-        None => (
-            "host_error".to_string(),
-            Failure::internal(format!("failed: {error:?}")),
         ),
     }
 }

@@ -42,7 +42,7 @@ use crate::failure::Failure;
 use crate::instance::hooks::TaskRequest;
 use crate::instance::host::Host;
 use crate::instance::outbound::{InProcess, Outbound};
-use crate::instance::p2::{GuestFailure, PoolRelief, failure_of};
+use crate::instance::outcome::{GuestFailure, PoolRelief, failure_of};
 use crate::kv::KvView;
 use crate::metrics::{InFlight, Metrics, ServiceMetrics};
 use crate::policy::reuse::Retired;
