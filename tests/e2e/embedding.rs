@@ -142,6 +142,57 @@ fn a_stack_applies_its_service_configs_limits_and_names() {
     );
 }
 
+/// A reload may change a service's world: WASI 0.2 to 0.3 and on to
+/// another WASI 0.3 component; new requests get the new one, and the
+/// replaced WASI 0.3 instances retire (counted `reloaded`).
+#[test]
+fn a_reload_may_change_the_components_world() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let stack = hello_stack(ServiceConfig::new("hello"), data.path());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let get = |stack: &Stack| {
+        let request = hyper::Request::get("http://hello/")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        tokio.block_on(async {
+            let response = stack.handle("hello", request).await.expect("hello");
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).to_string())
+        })
+    };
+    let (status, wasip2) = get(&stack);
+    assert_eq!(status, 200, "{wasip2}");
+    let probe = std::fs::read(&fixtures()["probe_p3"]).expect("probe fixture");
+    assert!(matches!(
+        stack.reload("hello", &probe),
+        Ok(Reload::Swapped { .. })
+    ));
+    let (status, body) = get(&stack);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"most_at_once\""), "{body}");
+    let hello_p3 = std::fs::read(&fixtures()["hello_p3"]).expect("hello_p3 fixture");
+    assert!(matches!(
+        stack.reload("hello", &hello_p3),
+        Ok(Reload::Swapped { .. })
+    ));
+    assert_eq!(get(&stack), (200, "Hello, WASI 0.3!\n".to_string()));
+    let retired = "porto_instances_retired_total{service=\"hello\",reason=\"reloaded\"} 1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !stack.metrics().contains(retired) {
+        assert!(std::time::Instant::now() < deadline, "{}", stack.metrics());
+        tokio.block_on(tokio::time::sleep(Duration::from_millis(20)));
+    }
+}
+
 /// Bounded by wall-clock time or machine load, or compiling: run one at a
 /// time with nothing beside them (tests/e2e/main.rs).
 mod alone {

@@ -168,26 +168,28 @@ async fn why_not(
 }
 
 /// `request` with the absolute URI a WASI 0.3 guest is owed (its
-/// authority is the `Host` header, which wasi:http hides from it), and its
-/// body as wasi:http carries bodies.
+/// authority is the request target's, else the `Host` header, which
+/// wasi:http hides from it), and its body as wasi:http carries bodies.
 fn addressed(
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<http::Request<wasmtime_wasi_http::WasiBody>, Failure> {
     let (mut parts, body) = request.into_parts();
-    let authority = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .ok_or_else(|| Failure::bad_request("no Host header".into()))?;
-    let mut uri = http::uri::Builder::new()
-        .scheme(http::uri::Scheme::HTTP)
-        .authority(authority);
-    if let Some(path) = parts.uri.path_and_query() {
-        uri = uri.path_and_query(path.clone());
+    if parts.uri.authority().is_none() {
+        let authority = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .ok_or_else(|| Failure::bad_request("no Host header".into()))?;
+        let mut uri = http::uri::Builder::new()
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(authority);
+        if let Some(path) = parts.uri.path_and_query() {
+            uri = uri.path_and_query(path.clone());
+        }
+        parts.uri = uri
+            .build()
+            .map_err(|e| Failure::bad_request(format!("unusable request target: {e}")))?;
     }
-    parts.uri = uri
-        .build()
-        .map_err(|e| Failure::bad_request(format!("unusable request target: {e}")))?;
     let body = body
         .map_err(|never: Infallible| match never {})
         .boxed_unsync();
