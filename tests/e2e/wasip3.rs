@@ -59,8 +59,10 @@ fn instances(replies: &[Reply]) -> BTreeSet<String> {
 /// By default one WASI 0.3 instance serves up to 16 requests at once:
 /// requests that come in while the instance's others wait (on a clock, an
 /// upstream) join them in it rather than starting instances of their own.
-/// (Requests that arrive together while no instance is ready each start
-/// one, as under `wasmtime serve`.)
+/// Each server worker thread has instances of its own (a request never
+/// crosses threads), so 8 requests spread over the workers share one
+/// instance per worker. (Requests that arrive together while no instance
+/// is ready each start one, as under `wasmtime serve`.)
 #[test]
 fn one_instance_serves_requests_at_once() {
     let porto = probe("");
@@ -88,9 +90,10 @@ fn one_instance_serves_requests_at_once() {
         .map(|reply| reply.json()["most_at_once"].as_u64().expect("most_at_once"))
         .max();
     let instances = instances(&replies);
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
     assert!(
-        most >= Some(6) && instances.len() <= 2,
-        "requests were not served together: at most {most:?} at once, {} instances",
+        most >= Some(8u64.div_ceil(workers as u64)) && instances.len() <= workers,
+        "requests were not served together: at most {most:?} at once, {} instances, {workers} workers",
         instances.len()
     );
 }
@@ -249,43 +252,48 @@ fn max_concurrency_refuses_beyond_its_slots() {
 }
 
 /// One request waiting on a slow upstream does not hold up the others in
-/// its instance: while it waits, the instance answers others, which see it
-/// still in flight.
+/// its instance: while it waits, its instance answers others (on fresh
+/// connections, so some reach its worker thread), which see it in flight.
 #[test]
 fn a_request_waiting_on_an_upstream_does_not_hold_up_its_instance() {
     let porto = Porto::start(&fixtures_compose(&[
         ("front", "probe_p3", ", allow_services: [slow]"),
         ("slow", "slow", ""),
     ]));
-    let client = Client::new(porto.url("front"));
-    let warm = client.get("/");
-    assert_eq!(warm.status, 200, "{}", warm.body);
-    let instance = warm.json()["instance"].clone();
+    let url = porto.url("front").to_string();
     std::thread::scope(|scope| {
         let waiting = {
-            let client = client.clone();
-            scope.spawn(move || client.get("/call?url=http://slow/?ms=2000"))
+            let url = url.clone();
+            scope.spawn(move || Client::new(&url).get("/call?url=http://slow/?ms=2000"))
         };
         std::thread::sleep(Duration::from_millis(300));
-        let quick: Vec<Reply> = (0..5).map(|_| client.get("/")).collect();
-        for reply in &quick {
-            assert_eq!(reply.status, 200, "{}", reply.body);
-            assert_eq!(
-                reply.json()["instance"],
-                instance,
-                "served elsewhere: {}",
-                reply.body
-            );
+        let quick: Vec<Reply> = (0..8).map(|_| Client::new(&url).get("/")).collect();
+        let waited = waiting.join().expect("request thread");
+        assert_eq!(waited.status, 200, "{}", waited.body);
+        assert_eq!(waited.json()["status"], 200, "{}", waited.body);
+        let beside = quick
+            .iter()
+            .filter(|reply| {
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                reply.json()["instance"] == waited.json()["instance"]
+            })
+            .collect::<Vec<_>>();
+        assert!(
+            !beside.is_empty(),
+            "no request reached the waiting one's instance"
+        );
+        for reply in beside {
             assert!(
                 reply.json()["most_at_once"].as_u64() >= Some(2),
                 "{}",
                 reply.body
             );
+            assert!(
+                reply.json()["served"].as_u64() > waited.json()["served"].as_u64(),
+                "answered before the waiting request began: {}",
+                reply.body
+            );
         }
-        let waited = waiting.join().expect("request thread");
-        assert_eq!(waited.status, 200, "{}", waited.body);
-        assert_eq!(waited.json()["status"], 200, "{}", waited.body);
-        assert_eq!(waited.json()["instance"], instance);
     });
 }
 

@@ -49,12 +49,19 @@ use crate::policy::reuse::Retired;
 use crate::policy::service::ServiceConfig;
 use crate::telemetry::RequestSpan;
 
+/// Worker threads with handlers of their own; the threads beyond share
+/// theirs.
+const HANDLERS: usize = 64;
+
 /// A WASI 0.3 component, ready to serve: its pre-instance on the engine
 /// made for it, and the workers serving it (from its first request on).
 pub(crate) struct Component {
     pre: ServicePre<Host>,
     engine: Engine,
-    handler: OnceLock<ProxyHandler<Instances>>,
+    /// One per server worker thread: a request is served by instances
+    /// living on its own thread, so it and its answer never cross to
+    /// another (a hop each way costs more than hello's whole guest).
+    handlers: [OnceLock<ProxyHandler<Instances>>; HANDLERS],
     /// Set when the service runs another component: its instances take no
     /// more requests, and idle ones go at once.
     retired: watch::Sender<bool>,
@@ -65,7 +72,7 @@ impl Component {
         Self {
             pre,
             engine,
-            handler: OnceLock::new(),
+            handlers: std::array::from_fn(|_| OnceLock::new()),
             retired: watch::Sender::new(false),
         }
     }
@@ -94,15 +101,17 @@ pub(crate) struct Call {
     pub outbound: Outbound,
 }
 
-/// Runs `request` in an instance of `component`, one `serving` describes
-/// (asked for only when the component has no workers yet).
+/// Runs `request` in an instance of `component` on server worker
+/// `worker`, one `serving` describes (asked for only when the component
+/// has no workers on that thread yet).
 pub(crate) async fn run(
     component: &Component,
+    worker: usize,
     serving: impl FnOnce() -> Serving,
     call: Call,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
-    let handler = component.handler.get_or_init(|| {
+    let handler = component.handlers[worker % HANDLERS].get_or_init(|| {
         ProxyHandler::new(Instances {
             pre: component.pre.clone(),
             engine: component.engine.clone(),

@@ -230,7 +230,14 @@ impl Dispatcher {
                 request_id,
                 span: span.clone(),
             };
-            return p3::run(p3, || self.p3_serving(service), call, request).await;
+            return p3::run(
+                p3,
+                current_worker(),
+                || self.p3_serving(service),
+                call,
+                request,
+            )
+            .await;
         }
         let reusing = service.config.reuse.enabled();
         let instance = self.instance_for(service, component.generation, request_id, span, trace);
