@@ -26,7 +26,7 @@ pub(crate) enum Runner {
     /// One request per instance at a time (`instance::p2`).
     Wasip2(ProxyPre<Host>),
     /// Several at once, by its own workers (`instance::p3`).
-    Wasip3(p3::Component),
+    Wasip3(Box<p3::Component>),
 }
 
 impl Prepared {
@@ -47,10 +47,10 @@ impl Prepared {
         let pre = linker.instantiate_pre(component).map_err(not_a_proxy)?;
         let runner = match abi {
             GuestAbi::Wasip2 => Runner::Wasip2(ProxyPre::new(pre).map_err(not_a_proxy)?),
-            GuestAbi::Wasip3 => Runner::Wasip3(p3::Component::new(
+            GuestAbi::Wasip3 => Runner::Wasip3(Box::new(p3::Component::new(
                 ServicePre::new(pre).map_err(not_a_proxy)?,
                 component.engine().clone(),
-            )),
+            ))),
         };
         Ok(Self {
             runner,

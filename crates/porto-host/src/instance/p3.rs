@@ -141,7 +141,7 @@ pub(crate) async fn run(
             }
             .boxed_unsync()
         })),
-        Err(error) => Err(why_not(error, failed, timeout, &state.metrics, &state.service).await),
+        Err(error) => Err(why_not(error, failed, timeout).await),
     }
 }
 
@@ -150,8 +150,6 @@ async fn why_not(
     error: wasmtime::Error,
     failed: oneshot::Receiver<(String, Failure)>,
     timeout: Duration,
-    metrics: &Metrics,
-    service: &str,
 ) -> GuestFailure {
     let (kind, failure) = if error.is::<ExpirationError>() {
         ("timeout".to_string(), Failure::timeout(timeout))
@@ -167,11 +165,8 @@ async fn why_not(
             )
         })
     };
-    if kind != "pool_exhausted" {
-        metrics.guest_failure(service, &kind);
-    }
     GuestFailure {
-        kind: None,
+        kind: Some(kind),
         failure,
     }
 }
