@@ -21,6 +21,7 @@ use crate::harness::{
     Client, Porto, built_components, cargo_artifacts, fixtures, porto_image, repo_root,
 };
 use crate::reuse::count;
+use crate::wasip3::staggered;
 
 const SERVICES: [&str; 3] = ["user-service", "order-service", "api-gateway"];
 const RUNTIME: &str = "io.containerd.porto.v1";
@@ -773,19 +774,8 @@ mod alone {
             &[("PORTO_MAX_INSTANCE_CONCURRENCY", "3")],
             None,
         );
-        let replies: Vec<_> = std::thread::scope(|scope| {
-            let sent: Vec<_> = (0..5u64)
-                .map(|i| {
-                    let probe = probe.clone();
-                    scope.spawn(move || {
-                        std::thread::sleep(Duration::from_millis(100 * i));
-                        probe.get("/wait?ms=800")
-                    })
-                })
-                .collect();
-            sent.into_iter()
-                .map(|reply| reply.join().expect("request thread"))
-                .collect()
+        let replies = staggered(&probe, 5, Duration::from_millis(100), |_| {
+            "/wait?ms=800".into()
         });
         let most: Vec<u64> = replies
             .iter()

@@ -31,11 +31,25 @@ fn probe(extra: &str) -> Porto {
 
 /// `n` GETs of `path(i)` at once; the replies in order.
 fn at_once(client: &Client, n: usize, path: impl Fn(usize) -> String + Sync) -> Vec<Reply> {
+    staggered(client, n, Duration::ZERO, path)
+}
+
+/// `n` GETs of `path(i)`, each sent `gap` after the one before, without
+/// waiting for answers; the replies in order.
+pub fn staggered(
+    client: &Client,
+    n: usize,
+    gap: Duration,
+    path: impl Fn(usize) -> String + Sync,
+) -> Vec<Reply> {
     std::thread::scope(|scope| {
         let sent: Vec<_> = (0..n)
             .map(|i| {
                 let (client, path) = (client.clone(), &path);
-                scope.spawn(move || client.get(&path(i)))
+                scope.spawn(move || {
+                    std::thread::sleep(gap * i as u32);
+                    client.get(&path(i))
+                })
             })
             .collect();
         sent.into_iter()
@@ -68,19 +82,8 @@ fn one_instance_serves_requests_at_once() {
     let porto = probe("");
     let client = Client::new(porto.url("probe"));
     assert_eq!(client.get("/").status, 200, "warm up one instance");
-    let replies: Vec<Reply> = std::thread::scope(|scope| {
-        let sent: Vec<_> = (0..8u64)
-            .map(|i| {
-                let client = client.clone();
-                scope.spawn(move || {
-                    std::thread::sleep(Duration::from_millis(100 * i));
-                    client.get(&format!("/wait?ms={}", 1500 - 100 * i))
-                })
-            })
-            .collect();
-        sent.into_iter()
-            .map(|reply| reply.join().expect("request thread"))
-            .collect()
+    let replies = staggered(&client, 8, Duration::from_millis(100), |i| {
+        format!("/wait?ms={}", 1500 - 100 * i)
     });
     for reply in &replies {
         assert_eq!(reply.status, 200, "{}", reply.body);

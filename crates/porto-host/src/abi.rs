@@ -10,6 +10,8 @@
 
 use wasmparser::{Parser, Payload};
 
+use crate::error::HostError;
+
 /// How porto calls a component's `wasi:http` export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GuestAbi {
@@ -64,6 +66,14 @@ pub(crate) fn guest_abi(wasm: &[u8]) -> Result<GuestAbi, NotServable> {
     } else {
         Err(NotServable::NoHandler(exports))
     }
+}
+
+/// The world of `service`'s component `wasm`, or the error that refuses it.
+pub(crate) fn world_of(service: &str, wasm: &[u8]) -> Result<GuestAbi, HostError> {
+    guest_abi(wasm).map_err(|why| HostError::NotServable {
+        service: service.to_string(),
+        why: why.to_string(),
+    })
 }
 
 /// The names a component exports at its top level (nested components'

@@ -304,11 +304,7 @@ impl Inspector {
 
     /// The interfaces of `wasm`, the component called `name`.
     pub fn interfaces(&self, name: &str, wasm: &[u8]) -> Result<Interfaces, HostError> {
-        let abi = crate::abi::guest_abi(wasm).map_err(|why| HostError::NotServable {
-            service: name.to_string(),
-            why: why.to_string(),
-        })?;
-        let engine = self.engine(abi)?;
+        let engine = self.engine(crate::abi::world_of(name, wasm)?)?;
         let (component, _) = load_component(engine, wasm, &wasm_digest(wasm), &self.cache_dir)
             .map_err(|e| HostError::Compile {
                 service: name.to_string(),

@@ -86,10 +86,7 @@ impl Worlds {
         wasm: &[u8],
         digest: &str,
     ) -> Result<(Prepared, CacheOutcome), HostError> {
-        let abi = abi::guest_abi(wasm).map_err(|why| HostError::NotServable {
-            service: service.to_string(),
-            why: why.to_string(),
-        })?;
+        let abi = abi::world_of(service, wasm)?;
         let world = self.world(abi)?;
         let (component, cache) =
             engine::load_component(&world.engine, wasm, digest, &self.cache_dir).map_err(

@@ -185,21 +185,10 @@ impl atomics::Host for KvCtx<'_> {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let CasHandle { bucket, key, seen } = self.table.delete(cas)?;
-        let swapped = self
-            .kv
-            .backend
-            .compare_and_swap(&bucket, &key, seen, value)
-            .await;
-        match swapped {
-            Ok(true) => Ok(Ok(())),
-            Ok(false) => match self.kv.backend.get(&bucket, &key).await {
-                Ok(seen) => {
-                    let retry = self.table.push(CasHandle { bucket, key, seen })?;
-                    Ok(Err(atomics::CasError::CasFailed(retry)))
-                }
-                Err(e) => Ok(Err(atomics::CasError::StoreError(self.fail(e)))),
-            },
+        let cas = self.table.delete(cas)?;
+        match super::swap(&*self.kv.backend, cas, value).await {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(retry)) => Ok(Err(atomics::CasError::CasFailed(self.table.push(retry)?))),
             Err(e) => Ok(Err(atomics::CasError::StoreError(self.fail(e)))),
         }
     }

@@ -16,7 +16,7 @@ pub(crate) mod p3;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use porto_kv::KvBackend;
+use porto_kv::{KvBackend, KvError};
 
 pub(crate) use bindings::{KvCtx, add_to_linker};
 pub(crate) use metered::Metered;
@@ -43,4 +43,20 @@ pub struct CasHandle {
     pub(crate) bucket: String,
     pub(crate) key: String,
     pub(crate) seen: Option<Vec<u8>>,
+}
+
+/// `atomics.swap` for both versions of the interface: `value` for the
+/// handle's key if it still holds what the handle saw (`Ok(Ok(()))`),
+/// else the handle again seeing what the key holds now, for the guest's
+/// retry (`Ok(Err(retry))`).
+pub(crate) async fn swap(
+    backend: &dyn KvBackend,
+    CasHandle { bucket, key, seen }: CasHandle,
+    value: Vec<u8>,
+) -> Result<Result<(), CasHandle>, KvError> {
+    if backend.compare_and_swap(&bucket, &key, seen, value).await? {
+        return Ok(Ok(()));
+    }
+    let seen = backend.get(&bucket, &key).await?;
+    Ok(Err(CasHandle { bucket, key, seen }))
 }

@@ -186,19 +186,14 @@ impl<T> atomics::HostWithStore<T> for HasKv {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let (backend, CasHandle { bucket, key, seen }) = accessor.with(|mut access| {
+        let (backend, cas) = accessor.with(|mut access| {
             let ctx = access.get();
             wasmtime::Result::<_>::Ok((ctx.kv.backend.clone(), ctx.table.delete(cas)?))
         })?;
-        let swapped = backend.compare_and_swap(&bucket, &key, seen, value).await;
-        let failed = match swapped {
-            Ok(true) => return Ok(Ok(())),
-            Ok(false) => backend.get(&bucket, &key).await,
-            Err(e) => Err(e),
-        };
-        match failed {
-            Ok(seen) => accessor.with(|mut access| {
-                let retry = access.get().table.push(CasHandle { bucket, key, seen })?;
+        match super::swap(&*backend, cas, value).await {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(retry)) => accessor.with(|mut access| {
+                let retry = access.get().table.push(retry)?;
                 Ok(Err(atomics::CasError::CasFailed(retry)))
             }),
             Err(e) => Ok(Err(atomics::CasError::StoreError(fail(accessor, e)))),
