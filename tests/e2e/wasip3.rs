@@ -25,6 +25,40 @@ fn a_wasip3_hello_is_served() {
     }
 }
 
+/// A WASI 0.3 guest sees the request's own headers but none of the ones
+/// wasi:http keeps from guests (hop-by-hop, proxy credentials, Host,
+/// whose authority it has in the URI).
+#[test]
+fn a_wasip3_guest_sees_its_request_headers_but_not_the_forbidden_ones() {
+    let porto = probe("");
+    let client = Client::new(porto.url("probe"));
+    let reply = client.send(
+        "GET",
+        "/headers",
+        &[
+            ("x-visible", "yes"),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+        ],
+        None,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let headers = &reply.json()["headers"];
+    assert_eq!(headers["x-visible"], "yes", "{headers}");
+    for hidden in [
+        "proxy-authorization",
+        "keep-alive",
+        "proxy-connection",
+        "host",
+    ] {
+        assert!(
+            headers.get(hidden).is_none(),
+            "{hidden} reached the guest: {headers}"
+        );
+    }
+}
+
 fn probe(extra: &str) -> Porto {
     Porto::start(&fixtures_compose(&[("probe", "probe_p3", extra)]))
 }

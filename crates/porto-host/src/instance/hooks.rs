@@ -9,10 +9,14 @@
 //! (none today) goes out under the instance's own hooks: the service's
 //! rules, no request id.
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock};
 
+use http::HeaderName;
 use wasmtime::component::GuestTaskId;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime_wasi_http::{
+    DEFAULT_FORBIDDEN_HEADERS, Error, ForbiddenHeaderFilter, RequestOptions, WasiBody,
+    WasiHttpHooks,
+};
 
 use crate::attribution::Attribution;
 use crate::instance::outbound::{Outbound, Sent};
@@ -119,7 +123,21 @@ impl Hooks {
     }
 }
 
+/// wasi:http's own list of the headers a guest neither sees nor sets,
+/// made once: its default hook makes a new closure for every header of
+/// every request.
+static FORBIDDEN_HEADERS: LazyLock<ForbiddenHeaderFilter> =
+    LazyLock::new(|| Arc::new(|name| DEFAULT_FORBIDDEN_HEADERS.contains(name)));
+
 impl WasiHttpHooks for Hooks {
+    fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
+        DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
+        FORBIDDEN_HEADERS.clone()
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,

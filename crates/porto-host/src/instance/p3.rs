@@ -194,6 +194,8 @@ fn addressed(
             .build()
             .map_err(|e| Failure::bad_request(format!("unusable request target: {e}")))?;
     }
+    // Forbidden to the guest, which has the authority from the URI.
+    parts.headers.remove(http::header::HOST);
     let body = body
         .map_err(|never: Infallible| match never {})
         .boxed_unsync();
