@@ -404,7 +404,7 @@ impl Porto {
             }
             let mut fields = line.split_whitespace();
             if let (Some(name), Some(url)) = (fields.next(), fields.next())
-                && url.starts_with("http://")
+                && (url.starts_with("http://") || url.starts_with("https://"))
             {
                 urls.insert(name.to_string(), url.to_string());
             }

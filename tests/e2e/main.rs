@@ -29,6 +29,7 @@ mod embedding;
 mod errors;
 mod gateway;
 mod hardening;
+mod http2;
 mod images;
 mod lifecycle;
 mod limits;

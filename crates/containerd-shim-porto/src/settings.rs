@@ -20,6 +20,7 @@
 //! | `PORTO_DRAIN_TIMEOUT` | 10 (seconds in-flight requests get after SIGTERM) |
 //! | `PORTO_LOG` | `info` |
 //! | `PORTO_ALLOCATOR` | `auto` (`pooling`, `on-demand`) |
+//! | `PORTO_TLS_CERT`, `PORTO_TLS_KEY` | none: plain text; both set, TLS with these PEM files (a mounted Secret), reloaded when they change |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -29,7 +30,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use porto_host::container_env::{self as var, PREFIX};
-use porto_host::{Allocator, Limits, Reuse, ServiceConfig};
+use porto_host::{Allocator, Limits, Reuse, ServiceConfig, TlsFiles};
 use porto_kv::KvSpec;
 
 #[derive(Debug)]
@@ -114,8 +115,22 @@ impl Settings {
                 ));
             }
         };
+        let tls = match (get(var::TLS_CERT), get(var::TLS_KEY)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(cert), None) => {
+                return Err(invalid(var::TLS_CERT, cert, "needs PORTO_TLS_KEY too"));
+            }
+            (None, Some(key)) => {
+                return Err(invalid(var::TLS_KEY, key, "needs PORTO_TLS_CERT too"));
+            }
+        };
         Ok(Self {
             service: ServiceConfig {
+                tls,
                 name,
                 env,
                 // One service per container: others are other hosts.
@@ -255,6 +270,31 @@ mod tests {
             settings.service.env,
             vec![("GREETING".to_string(), "hi".to_string())]
         );
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_together() {
+        let plain = Settings::from_env(&env(&[]), None).expect("valid");
+        assert_eq!(plain.service.tls, None);
+        let tls = Settings::from_env(
+            &env(&[
+                "PORTO_TLS_CERT=/etc/porto/tls/tls.crt",
+                "PORTO_TLS_KEY=/etc/porto/tls/tls.key",
+            ]),
+            None,
+        )
+        .expect("valid");
+        assert_eq!(
+            tls.service.tls,
+            Some(TlsFiles {
+                cert: "/etc/porto/tls/tls.crt".into(),
+                key: "/etc/porto/tls/tls.key".into(),
+            })
+        );
+        for alone in ["PORTO_TLS_CERT=/c.pem", "PORTO_TLS_KEY=/k.pem"] {
+            let err = Settings::from_env(&env(&[alone]), None).expect_err(alone);
+            assert!(err.to_string().contains("needs PORTO_TLS_"), "{err}");
+        }
     }
 
     #[test]

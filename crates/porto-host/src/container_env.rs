@@ -33,6 +33,8 @@ pub const REUSE_MAX_MEMORY_MIB: &str = "PORTO_REUSE_MAX_MEMORY_MIB";
 pub const DRAIN_TIMEOUT: &str = "PORTO_DRAIN_TIMEOUT";
 pub const LOG: &str = "PORTO_LOG";
 pub const ALLOCATOR: &str = "PORTO_ALLOCATOR";
+pub const TLS_CERT: &str = "PORTO_TLS_CERT";
+pub const TLS_KEY: &str = "PORTO_TLS_KEY";
 
 /// Every variable the shim reads.
 pub const ALL: &[&str] = &[
@@ -54,6 +56,8 @@ pub const ALL: &[&str] = &[
     DRAIN_TIMEOUT,
     LOG,
     ALLOCATOR,
+    TLS_CERT,
+    TLS_KEY,
 ];
 
 /// The port the shim serves on when `PORTO_LISTEN` is unset (on every

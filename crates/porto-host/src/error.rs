@@ -32,6 +32,8 @@ pub enum HostError {
         #[source]
         source: Cause,
     },
+    #[error("{service}: TLS: {why}")]
+    Tls { service: String, why: String },
     #[error("no service {0:?} in this stack")]
     UnknownService(String),
     #[error("starting the worker threads")]

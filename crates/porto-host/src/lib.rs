@@ -51,6 +51,7 @@ pub mod container_env;
 mod engine;
 mod error;
 mod failure;
+mod held_body;
 mod instance;
 mod kv;
 mod memory;
@@ -77,7 +78,7 @@ pub use policy::reuse::{
     DEFAULT_P3_CONCURRENCY, DEFAULT_P3_REUSE, DEFAULT_REUSE_IDLE_TIMEOUT,
     DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse,
 };
-pub use policy::service::ServiceConfig;
+pub use policy::service::{ServiceConfig, TlsFiles};
 pub use serve::server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;
 pub use stack::{Reload, ServiceStatus, Serving, Stack, StackConfig, Started};

@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
 use crate::policy::reuse::Retired;
+use crate::serve::connection::Protocol;
 
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;
@@ -78,6 +79,13 @@ pub(crate) struct ShedLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ProtocolLabels {
+    pub service: String,
+    pub protocol: &'static str,
+    pub tls: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 pub(crate) struct Metrics {
@@ -94,6 +102,9 @@ pub(crate) struct Metrics {
     pub instance_reuses: Family<ServiceLabels, Counter>,
     pub instances_retired: Family<RetiredLabels, Counter>,
     pub kv_commit_batch_size: Histogram,
+    pub connections: Family<ProtocolLabels, Counter>,
+    pub listener_requests: Family<ProtocolLabels, Counter>,
+    pub failed_handshakes: Family<ServiceLabels, Counter>,
 }
 
 /// Registers `metric` and returns the handle porto keeps of it.
@@ -194,7 +205,28 @@ impl Metrics {
             "Write operations made durable by one commit of the embedded store (group commit)",
             Histogram::new(exponential_buckets(1.0, 2.0, 11)),
         );
+        let connections = registered(
+            &mut registry,
+            "connections",
+            "Client connections accepted, by service, protocol (http/1.1, h2) and TLS",
+            Family::default(),
+        );
+        let listener_requests = registered(
+            &mut registry,
+            "listener_requests",
+            "Requests received from clients (not in-process calls), by service, protocol and TLS",
+            Family::default(),
+        );
+        let failed_handshakes = registered(
+            &mut registry,
+            "tls_handshake_failures",
+            "Client connections that failed or timed out in their TLS handshake, by service",
+            Family::default(),
+        );
         Self {
+            connections,
+            listener_requests,
+            failed_handshakes,
             registry,
             requests,
             request_duration,
@@ -217,6 +249,31 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// Counts a connection; returns the counter of its requests, looked up
+    /// once per connection instead of per request.
+    pub(crate) fn opened_connection(
+        &self,
+        service: &str,
+        protocol: Protocol,
+        tls: bool,
+    ) -> Counter {
+        let labels = ProtocolLabels {
+            service: service.to_string(),
+            protocol: protocol.label(),
+            tls: if tls { "true" } else { "false" },
+        };
+        self.connections.get_or_create(&labels).inc();
+        self.listener_requests.get_or_create_owned(&labels)
+    }
+
+    pub(crate) fn failed_handshake(&self, service: &str) {
+        self.failed_handshakes
+            .get_or_create(&ServiceLabels {
+                service: service.to_string(),
+            })
+            .inc();
     }
 
     /// `service`'s handles to the metrics every instance touches, looked

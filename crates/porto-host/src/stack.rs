@@ -32,6 +32,7 @@ use crate::policy::service::ServiceConfig;
 use crate::serve::dispatcher::{self, Dispatcher};
 use crate::serve::server::{self, Workers, WorkersDone};
 use crate::serve::service::Service;
+use crate::serve::tls::Terminator;
 use crate::stats::Snapshot;
 use crate::worlds::Worlds;
 
@@ -123,7 +124,12 @@ impl Stack {
                 digest,
                 cache,
             });
-            running.push(Service::new(config, prepared));
+            let tls = config
+                .tls
+                .as_ref()
+                .map(|files| Terminator::load(&config.name, files).map(Arc::new))
+                .transpose()?;
+            running.push(Service::new(config, prepared, tls));
         }
         let metrics = Arc::new(Metrics::new());
         let kv = Metered::wrap(kv, metrics.clone());
@@ -250,6 +256,11 @@ impl Stack {
             Some(dispatcher.services().iter().map(|s| s.stats.served()).sum())
         };
         memory::spawn_trimmer(served, shutdown.clone());
+        for (service, _) in &services {
+            if let Some(tls) = &service.tls {
+                tokio::spawn(tls.clone().reload_on_change(shutdown.clone()));
+            }
+        }
         let accepting = services
             .into_iter()
             .map(|(service, listener)| {

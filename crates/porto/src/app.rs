@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use porto_host::{Allocator, Limits, Reuse, ServiceConfig, StackConfig};
+use porto_host::{Allocator, Limits, Reuse, ServiceConfig, StackConfig, TlsFiles};
 use porto_kv::{KvBackend, KvSpec};
 
 use crate::compose::{self, Build, ComposeFile, Port, PublishedPort};
@@ -316,6 +316,10 @@ fn service_spec(
             buckets,
             limits,
             reuse,
+            tls: ext.tls.map(|tls| TlsFiles {
+                cert: dir.join(tls.cert),
+                key: dir.join(tls.key),
+            }),
         },
     })
 }

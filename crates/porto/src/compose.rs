@@ -163,6 +163,18 @@ pub struct ServiceExtension {
     pub reuse_idle_timeout_ms: Option<u64>,
     /// An instance whose memory grew past this is not kept (default 16).
     pub reuse_max_memory_mib: Option<u64>,
+    /// Serve its published ports over TLS with this certificate.
+    pub tls: Option<TlsExtension>,
+}
+
+/// `x-porto.tls`: PEM files, relative to the Compose file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsExtension {
+    /// The certificate chain, the service's own certificate first.
+    pub cert: String,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 impl Scalar {

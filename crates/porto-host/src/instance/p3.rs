@@ -39,6 +39,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::failure::Failure;
+use crate::held_body::holding;
 use crate::instance::hooks::TaskRequest;
 use crate::instance::host::Host;
 use crate::instance::outbound::{InProcess, Outbound};
@@ -134,13 +135,7 @@ pub(crate) async fn run(
     };
     let ended = Ended(task_request);
     match handler.handle(data, request).await {
-        Ok(response) => Ok(response.map(|body| {
-            Guarded {
-                body,
-                _guards: (ended, in_flight),
-            }
-            .boxed_unsync()
-        })),
+        Ok(response) => Ok(holding(response, (ended, in_flight))),
         Err(error) => Err(why_not(error, failed, timeout).await),
     }
 }
@@ -209,32 +204,6 @@ struct Ended(Arc<TaskRequest>);
 impl Drop for Ended {
     fn drop(&mut self) {
         self.0.end();
-    }
-}
-
-/// A response body that holds `_guards` until it is dropped.
-struct Guarded<G> {
-    body: HyperOutgoingBody,
-    _guards: G,
-}
-
-impl<G: Unpin> hyper::body::Body for Guarded<G> {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -108,6 +108,44 @@ pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// keep-alive connections left idle.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// HTTP/2's own limits, per connection. Each stream is a request with the
+/// same per-request limits as over HTTP/1.1; these bound what one
+/// connection can make porto hold or do besides.
+///
+/// Streams open at once: the recommended minimum (RFC 9113, 6.5.2) rounded
+/// up. A client wanting more opens another connection, which the
+/// connection limit counts.
+pub(crate) const H2_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// A request's decoded header list, as over HTTP/1.1 ([`MAX_HEAD_BYTES`]).
+/// Header blocks are checked while they arrive, CONTINUATION frames
+/// included, so a flood of them ends the connection instead of growing a
+/// buffer (the 2024 CONTINUATION flood).
+pub(crate) const H2_MAX_HEADER_LIST_BYTES: u32 = MAX_HEAD_BYTES as u32;
+/// Flow-control windows: what a client may send before porto reads. A
+/// stream's window is the default body limit, so a body within it never
+/// waits on a window update; the connection's lets eight such bodies
+/// arrive at once.
+pub(crate) const H2_STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+pub(crate) const H2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
+/// The protocol's default frame size.
+pub(crate) const H2_MAX_FRAME_BYTES: u32 = 16 * 1024;
+/// Response bytes buffered per stream ahead of the client's window.
+pub(crate) const H2_MAX_SEND_BUFFER_BYTES: usize = 256 * 1024;
+/// Streams the client resets before porto has taken them up: past it the
+/// connection is ended with GOAWAY (ENHANCE_YOUR_CALM). This is the
+/// defence against rapid reset (CVE-2023-44487), where a client opens and
+/// cancels streams as fast as it can to make the server start work it
+/// never pays for.
+pub(crate) const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams porto itself resets for a client's protocol errors before it
+/// ends the connection instead.
+pub(crate) const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// A PING every so often, and the connection is closed if the client does
+/// not answer one within the timeout: a peer that vanished without a FIN
+/// stops holding a connection.
+pub(crate) const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+pub(crate) const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Open client connections, across all listeners. Past it a new one is
 /// answered 503 and closed at once, so a connection flood costs a write,
 /// not a task and buffers.

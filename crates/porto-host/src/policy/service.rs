@@ -3,6 +3,7 @@
 //! containerd shim from the container's environment).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use crate::policy::limits::Limits;
 use crate::policy::reuse::Reuse;
@@ -24,6 +25,16 @@ pub struct ServiceConfig {
     pub limits: Limits,
     /// Whether an instance may serve more than one request (off by default).
     pub reuse: Reuse,
+    /// Its listeners speak TLS with this certificate (plain text without).
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key, read at start and again
+/// whenever either file changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl ServiceConfig {
@@ -39,6 +50,7 @@ impl ServiceConfig {
             allowed_hosts: Vec::new(),
             limits: Limits::default(),
             reuse: Reuse::default(),
+            tls: None,
         }
     }
 }

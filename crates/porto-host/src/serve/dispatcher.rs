@@ -17,6 +17,7 @@ use bytes::Bytes;
 use hyper::body::Body;
 use opentelemetry::trace::SpanContext;
 use porto_kv::KvBackend;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 use wasmtime::Engine;
@@ -35,6 +36,7 @@ use crate::metrics::{Metrics, ServiceMetrics, route_class};
 use crate::policy::limits;
 use crate::policy::reuse::{Ending, Retired};
 use crate::request_ids::{self, RequestId};
+use crate::serve::connection::Protocol;
 use crate::serve::service::Service;
 use crate::serve::worker::current_worker;
 use crate::telemetry::{self, RequestSpan};
@@ -201,6 +203,27 @@ impl Dispatcher {
     /// Counts a connection turned away at the connection limit.
     pub(crate) fn refuse_connection(&self, service: &Service) {
         self.shed(service, "connections");
+    }
+
+    /// Counts a connection of `service` that speaks `protocol`; returns the
+    /// counter of the requests it brings.
+    pub(crate) fn opened_connection(
+        &self,
+        service: &Service,
+        protocol: Protocol,
+        tls: bool,
+    ) -> Counter {
+        self.metrics.opened_connection(&service.name, protocol, tls)
+    }
+
+    /// Counts a client that failed its TLS handshake, and says so once per
+    /// report interval (a scanner or a misconfigured client fails every
+    /// attempt).
+    pub(crate) fn failed_handshake(&self, service: &Service, why: &str) {
+        self.metrics.failed_handshake(&service.name);
+        if let Some(failed) = service.failed_handshakes.refused_since_last_report() {
+            tracing::warn!(service = %service.name, failed, last_error = why, "TLS handshakes failed since the last report");
+        }
     }
 
     fn shed(&self, service: &Service, limit: &'static str) {

@@ -1,13 +1,17 @@
 //! The top layer below [`crate::Stack`]: requests from sockets and from
 //! guests to the instances of the layer below. [`server`] accepts
-//! connections and serves HTTP/1.1 on worker threads ([`worker`] says
-//! which one a thread is); [`dispatcher`] wraps each request in what every
-//! request gets (id, span, limits, slot), runs its guest and keeps or
-//! drops the instance; [`service`] is one running service.
+//! connections and deals them to worker threads ([`worker`] says which one
+//! a thread is); [`connection`] serves one, over [`tls`] when its service
+//! has a certificate, in HTTP/1.1 or HTTP/2; [`dispatcher`] wraps each
+//! request in what every request gets (id, span, limits, slot), runs its
+//! guest and keeps or drops the instance; [`service`] is one running
+//! service.
 
+pub(crate) mod connection;
 pub(crate) mod dispatcher;
 pub(crate) mod parse_errors;
 pub(crate) mod server;
 pub(crate) mod service;
+pub(crate) mod tls;
 pub(crate) mod worker;
 pub(crate) mod write_coalescing;

@@ -1,29 +1,28 @@
-//! HTTP/1.1 listeners for published ports.
+//! Listeners for published ports.
 //!
 //! [`serve`] accepts on an already-bound listener and deals the
 //! connections out to [`Workers`], one thread per core, which serve them
-//! until the shutdown signal; then they stop taking connections, let every
-//! open one finish its in-flight request (keep-alive connections are told
-//! to close), and end once they have, or when the drain timeout runs out.
+//! (`connection.rs`: TLS, HTTP/1.1 or HTTP/2) until the shutdown signal;
+//! then they stop taking connections, let every open one finish its
+//! in-flight requests (keep-alive HTTP/1.1 connections are told to close,
+//! HTTP/2 ones get GOAWAY), and end once they have, or when the drain
+//! timeout runs out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::failure::Failure;
-use crate::policy::limits::{HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES, MAX_CONNECTIONS};
+use crate::policy::limits::MAX_CONNECTIONS;
+use crate::serve::connection;
 use crate::serve::dispatcher::Dispatcher;
-use crate::serve::parse_errors::{self, Enveloped};
+use crate::serve::parse_errors;
 use crate::serve::service::Service;
 use crate::serve::worker::{become_worker, worker_count};
-use crate::serve::write_coalescing::CoalescedWrites;
 
 /// How far ahead each worker always has a timer pending. tokio's timer
 /// driver interrupts its own sleep (an eventfd write and one more trip
@@ -124,20 +123,9 @@ async fn work(
             received = connections.recv() => {
                 let Some(Connection { stream, dispatcher, service, _open: open }) = received else { break };
                 let Ok(stream) = TcpStream::from_std(stream) else { continue };
-                let handler = service_fn(move |request| {
-                    let (dispatcher, service) = (dispatcher.clone(), service.clone());
-                    async move { Ok::<_, std::convert::Infallible>(dispatcher.handle(&service, request).await) }
-                });
-                let connection = http1::Builder::new()
-                    .keep_alive(true)
-                    // Request line and headers beyond this get 431.
-                    .max_buf_size(MAX_CONNECTION_BUFFER_BYTES)
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(Enveloped::new(CoalescedWrites::new(stream))), handler);
-                let connection = graceful.watch(connection);
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _ = connection.await;
+                    connection::serve(stream, dispatcher, service, watcher).await;
                     drop(open);
                 });
             }

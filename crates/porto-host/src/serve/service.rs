@@ -12,6 +12,7 @@ use crate::instance::p2::Kept;
 use crate::instance::pool::Pool;
 use crate::metrics::{RequestSeries, ServiceMetrics};
 use crate::policy::service::ServiceConfig;
+use crate::serve::tls::Terminator;
 use crate::serve::worker::worker_count;
 use crate::stats::{ServiceStats, Shedding};
 
@@ -31,11 +32,21 @@ pub(crate) struct Service {
     pub requests: RequestSeries,
     /// Instances kept between requests (when `config.reuse` allows).
     pub kept: Pool<Kept>,
+    /// Its listeners' TLS, when `config.tls` names a certificate.
+    pub tls: Option<Arc<Terminator>>,
+    /// Failed TLS handshakes since the last report of them.
+    pub failed_handshakes: Shedding,
 }
 
 impl Service {
-    pub(crate) fn new(config: ServiceConfig, prepared: Prepared) -> Self {
+    pub(crate) fn new(
+        config: ServiceConfig,
+        prepared: Prepared,
+        tls: Option<Arc<Terminator>>,
+    ) -> Self {
         Self {
+            tls,
+            failed_handshakes: Shedding::default(),
             name: Arc::from(config.name.as_str()),
             buckets: Arc::new(config.buckets.clone()),
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency.max(1))),

@@ -279,11 +279,16 @@ fn print_services(
     );
     let mut published = BTreeMap::new();
     for (spec, service) in app.services.iter().zip(stack.started()) {
+        let scheme = if spec.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let urls: Vec<String> = listeners
             .iter()
             .filter(|(name, _)| name == spec.name())
             .filter_map(|(_, l)| l.local_addr().ok())
-            .map(|a| format!("http://{a}"))
+            .map(|a| format!("{scheme}://{a}"))
             .collect();
         let reach = if urls.is_empty() {
             format!("internal only (http://{})", spec.name())
