@@ -647,4 +647,20 @@ services:
         );
         assert!(app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      max_instance_reuse: 0\n").is_err());
     }
+
+    #[test]
+    fn x_porto_tls_files_are_relative_to_the_compose_file() {
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      tls: {cert: certs/a.pem, key: /keys/a.key}\n").expect("valid");
+        assert_eq!(
+            a.service("a").and_then(|s| s.config.tls.clone()),
+            Some(TlsFiles {
+                cert: "/app/certs/a.pem".into(),
+                key: "/keys/a.key".into(),
+            })
+        );
+        let unknown = app(
+            "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      tls: {cert: a.pem}\n",
+        );
+        assert!(unknown.is_err(), "a certificate without its key");
+    }
 }

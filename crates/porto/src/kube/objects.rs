@@ -7,7 +7,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, Statef
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret,
-    SecretKeySelector, Service, ServicePort, ServiceSpec, VolumeMount, VolumeResourceRequirements,
+    SecretKeySelector, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::node::v1::{RuntimeClass, Scheduling};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -21,6 +22,19 @@ use crate::compose::Resources;
 const NODE_LABEL: &str = "porto.dev/wasm-runtime";
 const PORT_NAME: &str = "http";
 const DATA_VOLUME: &str = "data";
+const TLS_VOLUME: &str = "tls";
+/// Where a service's TLS Secret is mounted: the whole directory, never a
+/// `subPath`, so the kubelet's in-place rotation reaches the shim, which
+/// reloads the files when they change.
+pub const TLS_DIR: &str = "/etc/porto/tls";
+
+/// The Secret a service with `x-porto.tls` takes its certificate from: of
+/// type `kubernetes.io/tls` (keys `tls.crt`, `tls.key`), made from the same
+/// files with `kubectl create secret tls NAME --cert … --key …`, or by
+/// cert-manager. porto kube never writes private keys into manifests.
+pub fn tls_secret_name(service: &str) -> String {
+    format!("{service}-tls")
+}
 /// More than the shim's drain, so in-flight requests finish before the
 /// kubelet kills the container.
 const TERMINATION_GRACE_SECONDS: i64 =
@@ -186,10 +200,13 @@ fn selector(plan: &Plan<'_>) -> LabelSelector {
 
 fn pod_template(plan: &Plan<'_>, data_volume: Option<&str>) -> anyhow::Result<PodTemplateSpec> {
     let name = plan.spec.name();
+    let tls = plan.spec.config.tls.is_some();
     let probe = |period: Option<i32>| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".into()),
             port: IntOrString::String(PORT_NAME.into()),
+            // The kubelet does not check the certificate of an HTTPS probe.
+            scheme: tls.then(|| "HTTPS".to_string()),
             ..HTTPGetAction::default()
         }),
         period_seconds: period,
@@ -207,15 +224,19 @@ fn pod_template(plan: &Plan<'_>, data_volume: Option<&str>) -> anyhow::Result<Po
         readiness_probe: Some(probe(None)),
         liveness_probe: Some(probe(Some(20))),
         resources: resources(plan)?,
-        volume_mounts: data_volume.map(|volume| {
-            vec![VolumeMount {
-                name: volume.to_string(),
-                mount_path: porto_host::container_env::DEFAULT_DATA_DIR.into(),
-                ..VolumeMount::default()
-            }]
-        }),
+        volume_mounts: mounts(data_volume, tls),
         ..Container::default()
     };
+    let volumes = tls.then(|| {
+        vec![Volume {
+            name: TLS_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls_secret_name(name)),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]
+    });
     Ok(PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(plan.project, Some(name))),
@@ -228,9 +249,30 @@ fn pod_template(plan: &Plan<'_>, data_volume: Option<&str>) -> anyhow::Result<Po
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
             containers: vec![container],
+            volumes,
             ..PodSpec::default()
         }),
     })
+}
+
+fn mounts(data_volume: Option<&str>, tls: bool) -> Option<Vec<VolumeMount>> {
+    let mut mounts = Vec::new();
+    if let Some(volume) = data_volume {
+        mounts.push(VolumeMount {
+            name: volume.to_string(),
+            mount_path: porto_host::container_env::DEFAULT_DATA_DIR.into(),
+            ..VolumeMount::default()
+        });
+    }
+    if tls {
+        mounts.push(VolumeMount {
+            name: TLS_VOLUME.into(),
+            mount_path: TLS_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    (!mounts.is_empty()).then_some(mounts)
 }
 
 /// `deploy.resources` as the container's limits and requests.

@@ -160,5 +160,15 @@ fn environment(app: &App, spec: &ServiceSpec, kv: &KvSpec, port: u16) -> Vec<obj
     for (key, value) in var::limit_settings(config) {
         env.push(Env::value(key, &value));
     }
+    if config.tls.is_some() {
+        env.push(Env::value(
+            var::TLS_CERT,
+            &format!("{}/tls.crt", objects::TLS_DIR),
+        ));
+        env.push(Env::value(
+            var::TLS_KEY,
+            &format!("{}/tls.key", objects::TLS_DIR),
+        ));
+    }
     env
 }

@@ -282,3 +282,30 @@ fn a_rerun_removes_only_files_it_wrote_before() {
         "a file of the user's kept"
     );
 }
+
+#[test]
+fn a_service_with_tls_mounts_its_secret_and_tells_the_shim_where_it_is() {
+    let yaml = "services:\n  web:\n    build: web\n    platform: wasi/wasm\n    ports: [\"443:8443\"]\n    x-porto:\n      buckets: [pages]\n      tls: {cert: certs/web.pem, key: certs/web.key}\n";
+    let objects = objects(yaml, &options());
+    let web = &objects["StatefulSet/web"];
+    let pod = &web["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "web-tls");
+    let container = &pod["containers"][0];
+    let mounts = container["volumeMounts"].as_sequence().expect("mounts");
+    assert_eq!(mounts.len(), 2, "data and tls: {mounts:?}");
+    assert_eq!(mounts[1]["mountPath"], "/etc/porto/tls");
+    assert!(
+        mounts[1].get("subPath").is_none(),
+        "a subPath mount is never rotated"
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    let env = env_of(web);
+    assert_eq!(env["PORTO_TLS_CERT"]["value"], "/etc/porto/tls/tls.crt");
+    assert_eq!(env["PORTO_TLS_KEY"]["value"], "/etc/porto/tls/tls.key");
+    // The private key stays out of the manifests.
+    assert!(
+        !objects.keys().any(|k| k.starts_with("Secret/")),
+        "{:?}",
+        objects.keys()
+    );
+}
