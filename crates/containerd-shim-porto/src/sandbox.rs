@@ -52,6 +52,11 @@ async fn serve(settings: Settings, wasm: Vec<u8>) -> anyhow::Result<()> {
         .await
         .context("key-value store")?;
     let name = settings.service.name.clone();
+    let scheme = if settings.service.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let cache_dir = settings.cache_dir();
     let stack = Stack::start(StackConfig {
         services: vec![(settings.service, wasm)],
@@ -67,7 +72,7 @@ async fn serve(settings: Settings, wasm: Vec<u8>) -> anyhow::Result<()> {
     let stop = porto_host::shutdown_on_signal();
     let service = &stack.started()[0];
     println!(
-        "porto: {name} on http://{}  wasm sha256:{}  key-value store: {}  ready in {} ms",
+        "porto: {name} on {scheme}://{}  wasm sha256:{}  key-value store: {}  ready in {} ms",
         settings.listen,
         &service.digest[..16],
         settings.kv.describe(&settings.data_dir),
