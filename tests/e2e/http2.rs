@@ -7,7 +7,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Client, Porto, fixtures_compose, value};
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::harness::{Client, Porto, fixtures_compose, raw_exchange, value};
 
 /// `curl -s` with `args`, answering its status line's protocol, status
 /// and body (`-w` puts them after the body).
@@ -584,5 +588,80 @@ fn a_missing_or_bad_certificate_is_an_error_at_start_naming_the_file() {
         let said = String::from_utf8_lossy(&output.stderr);
         assert!(said.contains(&cert.display().to_string()), "{said}");
         assert!(said.contains("hello: TLS"), "{said}");
+    }
+}
+
+/// One HTTP/2 POST of `payload` with trailers to `url` + `path` (hyper's
+/// client): the status, the body and the response's trailers.
+fn post_with_trailers(url: &str, path: &str) -> (u16, Bytes, http::HeaderMap) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let address = url.trim_start_matches("http://").to_string();
+        let tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+        let body = http_body_util::Full::new(Bytes::from_static(b"payload"))
+            .with_trailers(Box::pin(async move { Some(Ok(trailers)) }));
+        let request = http::Request::post(format!("http://{address}{path}"))
+            .body(body)
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        let status = response.status().as_u16();
+        let collected = response.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        (status, collected.to_bytes(), trailers)
+    })
+}
+
+/// Trailers end to end, for a WASI 0.2 and a WASI 0.3 guest: a request's
+/// trailers reach the guest after its body and the trailers the guest
+/// sets reach the client, over HTTP/2 and over HTTP/1.1 (chunked, to a
+/// client that says `TE: trailers`).
+#[test]
+fn trailers_reach_the_guest_and_the_client_both_ways() {
+    let porto = Porto::start(&fixtures_compose(&[
+        ("wasip2", "trailers", ""),
+        ("wasip3", "probe_p3", ""),
+    ]));
+    for service in ["wasip2", "wasip3"] {
+        let url = porto.url(service);
+        let (status, body, trailers) = post_with_trailers(url, "/trailers");
+        assert_eq!(status, 200, "{service}");
+        assert_eq!(body, "payload", "{service}");
+        assert_eq!(
+            trailers.get("echo-x-checksum").map(|v| v.as_bytes()),
+            Some(&b"abc"[..]),
+            "{service}: {trailers:?}"
+        );
+        assert_eq!(
+            trailers.get("x-answer").map(|v| v.as_bytes()),
+            Some(&b"trailing"[..]),
+            "{service}: {trailers:?}"
+        );
+
+        let answer = raw_exchange(
+            url.trim_start_matches("http://"),
+            b"POST /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7\r\npayload\r\n0\r\nx-checksum: abc\r\n\r\n",
+        );
+        let lowered = answer.to_lowercase();
+        assert!(lowered.starts_with("http/1.1 200"), "{service}: {answer}");
+        assert!(
+            lowered.contains("echo-x-checksum: abc"),
+            "{service}: {answer}"
+        );
+        assert!(
+            lowered.contains("x-answer: trailing"),
+            "{service}: {answer}"
+        );
     }
 }

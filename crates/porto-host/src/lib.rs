@@ -47,6 +47,7 @@
 
 mod abi;
 mod attribution;
+mod buffered_body;
 pub mod container_env;
 mod engine;
 mod error;

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use tokio::sync::oneshot;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
@@ -22,6 +20,7 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::buffered_body::Buffered;
 use crate::failure::Failure;
 use crate::instance::component::{Prepared, Runner};
 use crate::instance::host::Host;
@@ -151,11 +150,7 @@ enum Stage {
 }
 
 /// Runs `request` in `instance`.
-pub(crate) async fn run(
-    call: Call,
-    instance: Instance,
-    request: hyper::Request<Full<Bytes>>,
-) -> Ran {
+pub(crate) async fn run(call: Call, instance: Instance, request: hyper::Request<Buffered>) -> Ran {
     let Instance {
         mut store,
         source,
@@ -302,7 +297,7 @@ type HandlerArguments = (
 /// The request and the response slot, as the guest's handler takes them.
 fn handler_arguments(
     store: &mut Store<Host>,
-    request: hyper::Request<Full<Bytes>>,
+    request: hyper::Request<Buffered>,
     sender: oneshot::Sender<Answer>,
 ) -> Result<HandlerArguments, Failure> {
     let incoming = store

@@ -25,8 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use tokio::sync::{oneshot, watch};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
@@ -38,6 +37,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::buffered_body::Buffered;
 use crate::failure::Failure;
 use crate::held_body::holding;
 use crate::instance::hooks::TaskRequest;
@@ -110,7 +110,7 @@ pub(crate) async fn run(
     worker: usize,
     serving: impl FnOnce() -> Serving,
     call: Call,
-    request: hyper::Request<Full<Bytes>>,
+    request: hyper::Request<Buffered>,
 ) -> Result<hyper::Response<HyperOutgoingBody>, GuestFailure> {
     let handler = component.handlers[worker % HANDLERS].get_or_init(|| {
         ProxyHandler::new(Instances {
@@ -170,7 +170,7 @@ async fn why_not(
 /// authority is the request target's, else the `Host` header, which
 /// wasi:http hides from it), and its body as wasi:http carries bodies.
 fn addressed(
-    request: hyper::Request<Full<Bytes>>,
+    request: hyper::Request<Buffered>,
 ) -> Result<http::Request<wasmtime_wasi_http::WasiBody>, Failure> {
     let (mut parts, body) = request.into_parts();
     if parts.uri.authority().is_none() {

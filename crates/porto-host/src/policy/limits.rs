@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http::HeaderMap;
+use http_body_util::BodyExt as _;
 use hyper::body::Body;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::buffered_body::Buffered;
 use crate::failure::Failure;
 
 /// What one service's requests and instances may use.
@@ -228,17 +230,14 @@ pub(crate) async fn read_body<B>(
     request: hyper::Request<B>,
     limits: &Limits,
     budget: &Arc<Semaphore>,
-) -> Result<(hyper::Request<Full<Bytes>>, Option<OwnedSemaphorePermit>), Failure>
+) -> Result<(hyper::Request<Buffered>, Option<OwnedSemaphorePermit>), Failure>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let (parts, body) = request.into_parts();
     if body.is_end_stream() {
-        return Ok((
-            hyper::Request::from_parts(parts, Full::new(Bytes::new())),
-            None,
-        ));
+        return Ok((hyper::Request::from_parts(parts, Buffered::default()), None));
     }
     let limit = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
@@ -246,6 +245,7 @@ where
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut held: Option<OwnedSemaphorePermit> = None;
     let mut total = 0usize;
+    let mut trailers: Option<HeaderMap> = None;
     loop {
         let wait = deadline.min(tokio::time::Instant::now() + BODY_IDLE_TIMEOUT);
         let frame = match tokio::time::timeout_at(wait, body.frame()).await {
@@ -257,8 +257,14 @@ where
             }
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else {
-            continue;
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => {
+                if let Ok(more) = frame.into_trailers() {
+                    trailers.get_or_insert_with(HeaderMap::new).extend(more);
+                }
+                continue;
+            }
         };
         total += data.len();
         if total > limit {
@@ -286,7 +292,10 @@ where
         1 => pieces.pop().unwrap_or_default(),
         _ => Bytes::from(pieces.concat()),
     };
-    Ok((hyper::Request::from_parts(parts, Full::new(bytes)), held))
+    Ok((
+        hyper::Request::from_parts(parts, Buffered::new(bytes, trailers)),
+        held,
+    ))
 }
 
 /// The length of `uri` as written, without writing it.

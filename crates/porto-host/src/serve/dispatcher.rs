@@ -24,6 +24,7 @@ use wasmtime::Engine;
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::buffered_body::Buffered;
 use crate::failure::{Failure, error_response};
 use crate::instance::component::Runner;
 use crate::instance::host::Host;
@@ -241,7 +242,7 @@ impl Dispatcher {
     async fn run_guest(
         self: &Arc<Self>,
         service: &Arc<Service>,
-        request: hyper::Request<http_body_util::Full<Bytes>>,
+        request: hyper::Request<Buffered>,
         request_id: Arc<str>,
         span: &RequestSpan,
         trace: &SpanContext,

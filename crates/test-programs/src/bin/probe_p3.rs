@@ -19,7 +19,9 @@
 //!   through `wasi:keyvalue@0.3.0-draft`, whose calls are async, so the
 //!   instance serves others while one waits on the store;
 //! - `/spin` loops forever without awaiting;
-//! - `/trap` aborts.
+//! - `/trap` aborts;
+//! - `/trailers` answers the request's body with its trailers echoed as
+//!   `echo-NAME` trailers, and `x-answer: trailing` (no JSON).
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unreachable_code))]
 
 #[cfg(target_arch = "wasm32")]
@@ -57,6 +59,9 @@ mod guest {
 
     impl wasip3::exports::http::handler::Guest for Probe {
         async fn handle(request: types::Request) -> Result<types::Response, ErrorCode> {
+            if request.get_path_with_query().as_deref() == Some("/trailers") {
+                return echo_trailers(request).await;
+            }
             if INSTANCE.load(Ordering::Relaxed) == 0 {
                 INSTANCE.store(
                     wasip3::random::random::get_random_u64() | 1,
@@ -80,6 +85,38 @@ mod guest {
                 .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
             http_into_wasi_response(response)
         }
+    }
+
+    /// The request's body back, with its trailers back as `echo-NAME`
+    /// trailers and `x-answer: trailing`.
+    async fn echo_trailers(request: types::Request) -> Result<types::Response, ErrorCode> {
+        let request = http_from_wasi_request(request)?;
+        let collected = request
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ErrorCode::InternalError(Some(format!("{e:?}"))))?;
+        let mut echoed = http::HeaderMap::new();
+        for (name, value) in collected.trailers().into_iter().flatten() {
+            if let Ok(name) = http::HeaderName::from_bytes(format!("echo-{name}").as_bytes()) {
+                echoed.append(name, value.clone());
+            }
+        }
+        echoed.insert("x-answer", http::HeaderValue::from_static("trailing"));
+        // HTTP/1.1 sends only the trailer fields a response declares.
+        let declared = echoed
+            .keys()
+            .map(http::HeaderName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let body = http_body_util::Full::new(collected.to_bytes())
+            .with_trailers(async move { Some(Ok(echoed)) });
+        let response = http::Response::builder()
+            .status(200)
+            .header(http::header::TRAILER, declared)
+            .body(body)
+            .map_err(|e| ErrorCode::InternalError(Some(e.to_string())))?;
+        http_into_wasi_response(response)
     }
 
     fn query(request: &http::Request<impl Sized>, name: &str) -> Option<String> {
