@@ -11,7 +11,7 @@ export CARGO_TARGET_DIR
 WASM_TARGET := wasm32-wasip2
 GUESTS := -p api-gateway -p user-service -p order-service -p service-kit -p test-programs
 
-.PHONY: setup up build images test test-start test-tools test-build lint unit e2e e2e-parallel e2e-alone sizes api-fuzz soak soak-ci bench bench-kv bench-hot-user bench-containerd portability
+.PHONY: setup up build images test test-start test-tools test-build lint unit e2e e2e-parallel e2e-alone sizes api-fuzz soak soak-ci bench bench-http2 bench-kv bench-hot-user bench-containerd portability
 
 # `make test` records the wall time of each phase and prints them at its
 # end (scripts/phase-times; `.ci/run` prints them even when a phase fails).
@@ -136,6 +136,11 @@ soak-ci:
 ## Load benchmark: requests/s and latency through porto (see BENCHMARKS.md).
 bench: setup
 	bench/http-load
+
+## HTTP/2 (h2load) and TLS against HTTP/1.1 (wrk) on porto's listeners,
+## and TLS handshakes per second.
+bench-http2: setup
+	bench/http2
 
 ## The same load on the embedded, Redis and PostgreSQL backends, side by side.
 bench-kv: setup
