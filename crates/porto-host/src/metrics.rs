@@ -21,7 +21,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
 use crate::policy::reuse::Retired;
-use crate::serve::connection::Protocol;
 
 /// Distinct route classes kept per service; later ones count as `other`.
 const MAX_ROUTES_PER_SERVICE: usize = 64;
@@ -256,12 +255,12 @@ impl Metrics {
     pub(crate) fn opened_connection(
         &self,
         service: &str,
-        protocol: Protocol,
+        protocol: &'static str,
         tls: bool,
     ) -> Counter {
         let labels = ProtocolLabels {
             service: service.to_string(),
-            protocol: protocol.label(),
+            protocol,
             tls: if tls { "true" } else { "false" },
         };
         self.connections.get_or_create(&labels).inc();

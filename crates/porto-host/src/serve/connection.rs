@@ -131,7 +131,7 @@ async fn http<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let requests = dispatcher.opened_connection(&service, protocol, tls);
+    let requests = dispatcher.opened_connection(&service, protocol.label(), tls);
     let handler = service_fn(move |request| {
         requests.inc();
         let (dispatcher, service) = (dispatcher.clone(), service.clone());

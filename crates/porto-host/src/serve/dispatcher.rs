@@ -37,7 +37,6 @@ use crate::metrics::{Metrics, ServiceMetrics, route_class};
 use crate::policy::limits;
 use crate::policy::reuse::{Ending, Retired};
 use crate::request_ids::{self, RequestId};
-use crate::serve::connection::Protocol;
 use crate::serve::service::Service;
 use crate::serve::worker::current_worker;
 use crate::telemetry::{self, RequestSpan};
@@ -206,12 +205,12 @@ impl Dispatcher {
         self.shed(service, "connections");
     }
 
-    /// Counts a connection of `service` that speaks `protocol`; returns the
-    /// counter of the requests it brings.
+    /// Counts a connection of `service` that speaks `protocol` (its
+    /// metrics label); returns the counter of the requests it brings.
     pub(crate) fn opened_connection(
         &self,
         service: &Service,
-        protocol: Protocol,
+        protocol: &'static str,
         tls: bool,
     ) -> Counter {
         self.metrics.opened_connection(&service.name, protocol, tls)
