@@ -665,3 +665,22 @@ fn trailers_reach_the_guest_and_the_client_both_ways() {
         );
     }
 }
+
+/// An HTTP/2 connection with no stream open is closed once idle for 10 s,
+/// as an idle HTTP/1.1 keep-alive one is, while one whose stream is still
+/// being answered stays open past that.
+#[test]
+fn an_idle_http2_connection_is_closed_and_a_busy_one_is_not() {
+    let porto = Porto::start(&fixtures_compose(&[("probe", "probe_p3", "")]));
+    let url = porto.url("probe");
+    let busy_url = format!("{url}/wait?ms=13000");
+    let busy = std::thread::spawn(move || curl(&["--http2-prior-knowledge", &busy_url]));
+    let opened = Instant::now();
+    let mut idle = open_h2(url);
+    let ended = goaway_or_close(&mut idle, Duration::from_secs(25));
+    let after = opened.elapsed();
+    assert!(ended.is_none_or(|code| code == 0), "GOAWAY {ended:?}");
+    assert!(after >= Duration::from_secs(9), "closed after {after:?}");
+    let (version, status, body) = busy.join().expect("curl thread");
+    assert_eq!((version.as_str(), status), ("2", 200), "{body}");
+}

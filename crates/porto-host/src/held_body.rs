@@ -1,6 +1,7 @@
 //! A response body that holds something until the response is done with:
 //! the guards of a request served in a shared instance (`instance/p3.rs`),
-//! which end its accounting only once its answer is out.
+//! which end its accounting only once its answer is out, and an HTTP/2
+//! stream's place in its connection's count of open ones (`serve/idle.rs`).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

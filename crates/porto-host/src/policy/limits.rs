@@ -146,6 +146,10 @@ pub(crate) const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
 /// not answer one within the timeout: a peer that vanished without a FIN
 /// stops holding a connection.
 pub(crate) const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// An HTTP/2 connection with no stream open and nothing read for this long
+/// is closed, as an idle HTTP/1.1 keep-alive one is after
+/// [`HEADER_READ_TIMEOUT`].
+pub(crate) const H2_IDLE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 pub(crate) const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Open client connections, across all listeners. Past it a new one is

@@ -14,8 +14,10 @@ use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::held_body::holding;
 use crate::policy::limits::{self, HEADER_READ_TIMEOUT, MAX_CONNECTION_BUFFER_BYTES};
 use crate::serve::dispatcher::Dispatcher;
+use crate::serve::idle::{Idle, Streams};
 use crate::serve::parse_errors::Enveloped;
 use crate::serve::service::Service;
 use crate::serve::tls::HANDSHAKE_TIMEOUT;
@@ -132,10 +134,20 @@ async fn http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let requests = dispatcher.opened_connection(&service, protocol.label(), tls);
+    // HTTP/2 counts its open streams, for the idle timeout (idle.rs).
+    let streams = (protocol == Protocol::Http2).then(Streams::default);
+    let counted = streams.clone();
     let handler = service_fn(move |request| {
         requests.inc();
+        let open = counted.as_ref().map(Streams::open);
         let (dispatcher, service) = (dispatcher.clone(), service.clone());
-        async move { Ok::<_, std::convert::Infallible>(dispatcher.handle(&service, request).await) }
+        async move {
+            let response = dispatcher.handle(&service, request).await;
+            Ok::<_, std::convert::Infallible>(match open {
+                Some(open) => holding(response, open),
+                None => response,
+            })
+        }
     });
     match protocol {
         Protocol::Http1 => {
@@ -149,6 +161,7 @@ async fn http<I>(
             let _ = watcher.watch(connection).await;
         }
         Protocol::Http2 => {
+            let io = Idle::new(io, streams.unwrap_or_default(), limits::H2_IDLE_TIMEOUT);
             let connection = http2_builder().serve_connection(TokioIo::new(io), handler);
             let _ = watcher.watch(connection).await;
         }
