@@ -86,10 +86,19 @@ impl Settings {
             Some(list) => split_list(list).collect(),
             None => BTreeSet::from([name.clone()]),
         };
-        let allowed_hosts = match get(var::ALLOW_HOSTS) {
+        let allowed_hosts: Vec<String> = match get(var::ALLOW_HOSTS) {
             Some(list) => split_list(list).collect(),
             None => vec![var::DEFAULT_ALLOW_HOSTS.to_string()],
         };
+        for entry in &allowed_hosts {
+            porto_host::check_allow_host(entry).map_err(|why| {
+                invalid(
+                    var::ALLOW_HOSTS,
+                    get(var::ALLOW_HOSTS).unwrap_or_default(),
+                    &format!("{entry:?}: {why}"),
+                )
+            })?;
+        }
         let limits = Limits::from_keys(
             parsed(&porto, var::REQUEST_TIMEOUT_MS)?,
             parsed(&porto, var::MAX_MEMORY_MIB)?,
@@ -305,6 +314,7 @@ mod tests {
             "PORTO_KV_POOL_SIZE=0",
             "PORTO_MAX_CONCURRENCY=-1",
             "PORTO_ALLOCATOR=fast",
+            "PORTO_ALLOW_HOSTS=https://api.example.com",
         ] {
             let err = Settings::from_env(&env(&[bad]), None).expect_err(bad);
             let variable = bad.split('=').next().unwrap_or_default();

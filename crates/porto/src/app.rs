@@ -289,6 +289,10 @@ fn service_spec(
         .unwrap_or_else(|| vec![name.to_string()])
         .into_iter()
         .collect();
+    for entry in &ext.allow_hosts {
+        porto_host::check_allow_host(entry)
+            .map_err(|why| anyhow::anyhow!("x-porto.allow_hosts: {entry:?}: {why}"))?;
+    }
     let limits = Limits::from_keys(
         ext.request_timeout_ms,
         ext.max_memory_mib,
@@ -662,5 +666,17 @@ services:
             "services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      tls: {cert: a.pem}\n",
         );
         assert!(unknown.is_err(), "a certificate without its key");
+    }
+
+    #[test]
+    fn an_allow_hosts_entry_that_is_no_host_is_refused_naming_it() {
+        let err = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    x-porto:\n      allow_hosts: [\"api.example.com,*\"]\n")
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            err.contains("allow_hosts") && err.contains("api.example.com,*"),
+            "{err}"
+        );
     }
 }

@@ -76,8 +76,71 @@ fn allowing_entry<'a>(allowed: &'a [String], host: &str, port: Option<u16>) -> O
         .map(String::as_str)
 }
 
+/// Whether `entry` is an `allow_hosts` entry porto can match: `*`, or a
+/// host name or IP address (IPv6 in brackets) with or without `:port`.
+/// Anything else (a URL, two entries in one string, whitespace) would match
+/// no request under porto and something else under the shim, which splits
+/// its variable at commas (`"api.example.com,*"` would let everything out
+/// on a cluster); front ends refuse it where they read the configuration.
+pub fn check_allow_host(entry: &str) -> Result<(), String> {
+    if entry == "*" {
+        return Ok(());
+    }
+    let (host, port) = match entry.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.ends_with(':') => (host, Some(port)),
+        _ => (entry, None),
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!(
+            "{port:?} is not a port (use `host` or `host:port`, 0 to 65535)"
+        ));
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    let ipv6 = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if host.is_empty() || !(ipv6 || host.chars().all(name_char)) {
+        return Err(
+            "not a host: use `*`, `host` or `host:port` (one entry each, no scheme or path)"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn allow_host_entries_are_hosts_ports_or_a_star() {
+        for good in [
+            "*",
+            "api.example.com",
+            "api.example.com:443",
+            "10.0.0.7:8080",
+            "[::1]:80",
+            "order_service",
+        ] {
+            assert_eq!(super::check_allow_host(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "api.example.com,*",
+            "https://api.example.com",
+            "h2c://grpc.internal:50051",
+            "api.example.com/v1",
+            "api.example.com:https",
+            "api.example.com:70000",
+            " api.example.com",
+            "",
+            ":80",
+            "user@host",
+        ] {
+            assert!(super::check_allow_host(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
     use super::*;
 
     fn caller(services: &[&str], hosts: &[&str]) -> ServiceConfig {
