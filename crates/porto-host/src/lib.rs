@@ -80,7 +80,7 @@ pub use policy::reuse::{
     DEFAULT_P3_CONCURRENCY, DEFAULT_P3_REUSE, DEFAULT_REUSE_IDLE_TIMEOUT,
     DEFAULT_REUSE_MAX_MEMORY_MIB, Reuse,
 };
-pub use policy::service::{ServiceConfig, TlsFiles};
+pub use policy::service::{ServiceConfig, TlsFiles, check_bucket};
 pub use serve::server::raise_open_file_limit;
 pub use shutdown::shutdown_on_signal;
 pub use stack::{Reload, ServiceStatus, Serving, Stack, StackConfig, Started};

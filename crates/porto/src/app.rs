@@ -281,6 +281,10 @@ fn service_spec(
         .collect::<anyhow::Result<Vec<_>>>()?;
     container_ports.sort_unstable();
     container_ports.dedup();
+    for bucket in ext.buckets.iter().flatten() {
+        porto_host::check_bucket(bucket)
+            .map_err(|why| anyhow::anyhow!("x-porto.buckets: {bucket:?}: {why}"))?;
+    }
     let keeps_state = ext.buckets.as_ref().is_some_and(|b| !b.is_empty());
     let mut allowed_services: BTreeSet<String> = depends_on.iter().cloned().collect();
     allowed_services.extend(ext.allow_services);

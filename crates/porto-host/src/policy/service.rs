@@ -54,3 +54,31 @@ impl ServiceConfig {
         }
     }
 }
+
+/// Whether `name` can name a bucket everywhere a service runs: the shim
+/// reads its buckets from one comma-separated variable, trimmed, so a name
+/// with a comma, or blank at either end, would become other buckets there
+/// than under porto; front ends refuse it where they read the
+/// configuration.
+pub fn check_bucket(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.trim() != name {
+        return Err("a bucket name needs a character and no blank at either end".to_string());
+    }
+    if name.contains(',') || name.chars().any(char::is_control) {
+        return Err("a bucket name may not hold a comma or a control character".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bucket_names_survive_the_shim_s_list() {
+        for good in ["users", "orders-2026", "a.b_c"] {
+            assert_eq!(super::check_bucket(good), Ok(()), "{good}");
+        }
+        for bad in ["", " users", "users ", "users,orders", "a\nb"] {
+            assert!(super::check_bucket(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
