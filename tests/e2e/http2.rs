@@ -223,17 +223,12 @@ fn goaway_or_close(stream: &mut TcpStream, within: Duration) -> Option<u32> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     while Instant::now() < deadline {
-        while buffer.len() >= 9 {
-            let length = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
-            if buffer.len() < 9 + length {
-                break;
-            }
-            if buffer[3] == GOAWAY && length >= 8 {
+        for (kind, _, _, payload) in take_frames(&mut buffer) {
+            if kind == GOAWAY && payload.len() >= 8 {
                 return Some(u32::from_be_bytes([
-                    buffer[13], buffer[14], buffer[15], buffer[16],
+                    payload[4], payload[5], payload[6], payload[7],
                 ]));
             }
-            buffer.drain(..9 + length);
         }
         match stream.read(&mut chunk) {
             Ok(0) => return None,
@@ -246,8 +241,23 @@ fn goaway_or_close(stream: &mut TcpStream, within: Duration) -> Option<u32> {
     panic!("the connection was neither ended nor told to go away within {within:?}");
 }
 
-/// Frames the server sends on the connection within `within`: type,
+/// The whole frames at the front of `buffer`, taken out of it: type,
 /// flags, stream and payload each.
+fn take_frames(buffer: &mut Vec<u8>) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while buffer.len() >= 9 {
+        let length = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
+        if buffer.len() < 9 + length {
+            break;
+        }
+        let id = u32::from_be_bytes([buffer[5], buffer[6], buffer[7], buffer[8]]) & 0x7fff_ffff;
+        frames.push((buffer[3], buffer[4], id, buffer[9..9 + length].to_vec()));
+        buffer.drain(..9 + length);
+    }
+    frames
+}
+
+/// Frames the server sends on the connection within `within`.
 fn frames_within(stream: &mut TcpStream, within: Duration) -> Vec<(u8, u8, u32, Vec<u8>)> {
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -262,17 +272,15 @@ fn frames_within(stream: &mut TcpStream, within: Duration) -> Vec<(u8, u8, u32, 
             Err(_) => continue,
         }
     }
-    let mut frames = Vec::new();
-    while buffer.len() >= 9 {
-        let length = u32::from_be_bytes([0, buffer[0], buffer[1], buffer[2]]) as usize;
-        if buffer.len() < 9 + length {
-            break;
-        }
-        let id = u32::from_be_bytes([buffer[5], buffer[6], buffer[7], buffer[8]]) & 0x7fff_ffff;
-        frames.push((buffer[3], buffer[4], id, buffer[9..9 + length].to_vec()));
-        buffer.drain(..9 + length);
+    take_frames(&mut buffer)
+}
+
+/// Other clients of `url` are served: 20 HTTP/1.1 requests in a row.
+fn others_are_served(url: &str) {
+    let client = Client::new(url);
+    for _ in 0..20 {
+        assert_eq!(client.get("/").status, 200);
     }
-    frames
 }
 
 /// A request refused on its head (a declared body over the limit) is
@@ -339,10 +347,7 @@ fn a_rapid_reset_flood_ends_its_connection_and_others_are_served() {
         ended.is_none_or(|code| code == ENHANCE_YOUR_CALM),
         "GOAWAY with error code {ended:?}"
     );
-    let client = Client::new(url);
-    for _ in 0..20 {
-        assert_eq!(client.get("/").status, 200);
-    }
+    others_are_served(url);
     let (version, status, _) = curl(&["--http2-prior-knowledge", &format!("{url}/")]);
     assert_eq!((version.as_str(), status), ("2", 200));
 }
@@ -372,10 +377,7 @@ fn a_continuation_flood_ends_its_connection_and_others_are_served() {
     let ended = goaway_or_close(&mut abuser, Duration::from_secs(10));
     assert_ne!(ended, Some(0), "GOAWAY without an error: {ended:?}");
     let _ = flooding.join();
-    let client = Client::new(url);
-    for _ in 0..20 {
-        assert_eq!(client.get("/").status, 200);
-    }
+    others_are_served(url);
 }
 
 /// At shutdown an HTTP/2 connection is told GOAWAY and its request in

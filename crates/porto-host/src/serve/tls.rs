@@ -52,10 +52,12 @@ impl Terminator {
             service: service.to_string(),
             why,
         })?;
-        let key = read.certified(&provider).map_err(|why| HostError::Tls {
-            service: service.to_string(),
-            why,
-        })?;
+        let key = read
+            .certified(files, &provider)
+            .map_err(|why| HostError::Tls {
+                service: service.to_string(),
+                why,
+            })?;
         let certificate = Arc::new(Current {
             key: RwLock::new(Arc::new(key)),
             fingerprint: RwLock::new(read.fingerprint),
@@ -116,7 +118,7 @@ impl Terminator {
         {
             return Ok(false);
         }
-        let key = read.certified(&current.provider)?;
+        let key = read.certified(&self.files, &current.provider)?;
         *current.key.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
         *current
             .fingerprint
@@ -152,7 +154,6 @@ struct Read {
     cert: Vec<u8>,
     key: Vec<u8>,
     fingerprint: [u8; 32],
-    files: TlsFiles,
 }
 
 impl Read {
@@ -167,12 +168,15 @@ impl Read {
             cert,
             key,
             fingerprint: hash.finalize().into(),
-            files: files.clone(),
         })
     }
 
-    fn certified(&self, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
-        let (cert_file, key_file) = (self.files.cert.display(), self.files.key.display());
+    fn certified(
+        &self,
+        files: &TlsFiles,
+        provider: &CryptoProvider,
+    ) -> Result<CertifiedKey, String> {
+        let (cert_file, key_file) = (files.cert.display(), files.key.display());
         let chain = CertificateDer::pem_slice_iter(&self.cert)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("certificate {cert_file}: not PEM certificates: {e}"))?;
