@@ -663,6 +663,10 @@ mod alone {
         let porto = Porto::start_default();
         assert_eq!(on_containerd, api_walk(porto.url("api-gateway")));
         drop(porto);
+        // grpcio through the gateway container: relayed to user-service's
+        // container over the network, statuses in HTTP/1.1 trailers.
+        let address = world.network.address(10);
+        crate::grpc::check(&crate::grpc::walk(&format!("{address}:80"), &[]), false);
         let log = world.containerd.container_log("user-service");
         assert!(
             log.contains("porto: user-service on http://0.0.0.0:80"),

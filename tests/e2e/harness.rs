@@ -674,3 +674,132 @@ pub fn value(samples: &HashMap<String, f64>, series: &str) -> f64 {
         .get(series)
         .unwrap_or_else(|| panic!("no sample {series}; have {:#?}", samples.keys()))
 }
+
+/// A CA, and a certificate it signed for `localhost` and 127.0.0.1, as
+/// PEM files in `dir`: `ca.pem`, `<name>.pem`, `<name>.key`.
+pub fn certificate(dir: &Path, name: &str) {
+    let run = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    if !dir.join("ca.pem").exists() {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=porto test CA",
+        ]);
+    }
+    let (key, csr, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        &format!("/CN={name}"),
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        &pem,
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+/// The port of a listener's URL.
+pub fn port_of(url: &str) -> &str {
+    url.rsplit(':').next().expect("port")
+}
+
+/// One HTTP/2 exchange with prior knowledge (hyper's client) with the
+/// listener at `url`: `request`'s path is sent to it, and the answer comes
+/// back whole: status, headers, body and trailers.
+pub fn h2_exchange<B>(
+    url: &str,
+    request: http::Request<B>,
+) -> (u16, http::HeaderMap, bytes::Bytes, http::HeaderMap)
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync,
+{
+    use http_body_util::BodyExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let address = url.trim_start_matches("http://").to_string();
+        let tcp = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        let (mut parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        parts.uri = format!("http://{address}{path}").parse().expect("uri");
+        let response = sender
+            .send_request(http::Request::from_parts(parts, body))
+            .await
+            .expect("response");
+        let status = response.status().as_u16();
+        let head = response.headers().clone();
+        let collected = response.into_body().collect().await.expect("body");
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        (status, head, collected.to_bytes(), trailers)
+    })
+}

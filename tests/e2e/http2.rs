@@ -3,15 +3,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::harness::{Client, Porto, fixtures_compose, raw_exchange, value};
+use crate::harness::{Client, Porto, certificate, fixtures_compose, port_of, raw_exchange, value};
 
 /// `curl -s` with `args`, answering its status line's protocol, status
 /// and body (`-w` puts them after the body).
@@ -393,88 +391,6 @@ fn an_http2_request_in_flight_finishes_during_the_drain() {
     assert_eq!((version.as_str(), status), ("2", 200), "{body}");
 }
 
-/// A CA, and a certificate it signed for `localhost` and 127.0.0.1, as
-/// PEM files in `dir`: `ca.pem`, `<name>.pem`, `<name>.key`.
-fn certificate(dir: &Path, name: &str) {
-    let run = |args: &[&str]| {
-        let output: Output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("run openssl");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    if !dir.join("ca.pem").exists() {
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=porto test CA",
-        ]);
-    }
-    let (key, csr, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-    );
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &csr,
-        "-subj",
-        &format!("/CN={name}"),
-    ]);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .expect("ext");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        &pem,
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
-}
-
-/// The port of a listener's URL.
-fn port_of(url: &str) -> &str {
-    url.rsplit(':').next().expect("port")
-}
-
 /// A service with `x-porto.tls` serves HTTPS: HTTP/2 by ALPN, HTTP/1.1 to
 /// clients asking for it, TLS 1.2 and 1.3 and nothing older; a client
 /// failing its handshake is counted; a certificate replaced on disk is in
@@ -596,33 +512,13 @@ fn a_missing_or_bad_certificate_is_an_error_at_start_naming_the_file() {
 /// One HTTP/2 POST of `payload` with trailers to `url` + `path` (hyper's
 /// client): the status, the body and the response's trailers.
 fn post_with_trailers(url: &str, path: &str) -> (u16, Bytes, http::HeaderMap) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let address = url.trim_start_matches("http://").to_string();
-        let tcp = tokio::net::TcpStream::connect(&address)
-            .await
-            .expect("connect");
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("HTTP/2 handshake");
-        tokio::spawn(connection);
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
-        let body = http_body_util::Full::new(Bytes::from_static(b"payload"))
-            .with_trailers(Box::pin(async move { Some(Ok(trailers)) }));
-        let request = http::Request::post(format!("http://{address}{path}"))
-            .body(body)
-            .expect("request");
-        let response = sender.send_request(request).await.expect("response");
-        let status = response.status().as_u16();
-        let collected = response.into_body().collect().await.expect("body");
-        let trailers = collected.trailers().cloned().unwrap_or_default();
-        (status, collected.to_bytes(), trailers)
-    })
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+    let body = http_body_util::Full::new(Bytes::from_static(b"payload"))
+        .with_trailers(Box::pin(async move { Some(Ok(trailers)) }));
+    let request = http::Request::post(path).body(body).expect("request");
+    let (status, _, body, trailers) = crate::harness::h2_exchange(url, request);
+    (status, body, trailers)
 }
 
 /// Trailers end to end, for a WASI 0.2 and a WASI 0.3 guest: a request's

@@ -346,7 +346,8 @@ mod alone {
                 "{}",
                 other.body
             );
-            // The stand-in answers 200 to any lookup, so the first is made.
+            // The stand-in answers any lookup (an empty user), so the first
+            // is made.
             let first = first.join().expect("thread");
             assert_eq!(first.status, 201, "{}", first.body);
         });

@@ -8,7 +8,9 @@ use std::process::Output;
 
 use serde_json::json;
 
-use crate::harness::{Client, PORTO, Porto, command_as_from_the_shell, free_port, repo_root};
+use crate::harness::{
+    Client, PORTO, Porto, command_as_from_the_shell, free_port, port_of, repo_root,
+};
 
 /// The repository's sources (not its build output or local state) in a
 /// temporary directory.
@@ -75,7 +77,7 @@ mod alone {
         let created = run_in(
             &root,
             PORTO,
-            &["new", "widgets", "--stateful", "--port", &port],
+            &["new", "widgets", "--stateful", "--grpc", "--port", &port],
         );
         assert!(created.status.success(), "{}", text(&created));
         assert!(
@@ -233,5 +235,36 @@ mod alone {
             (404, "item_not_found")
         );
         assert_eq!(client.get("/nowhere").status, 404);
+
+        // Its gRPC API, from its own .proto, with grpcio.
+        let proto = root.join("services/widgets/proto");
+        let call = |method: &str, body: serde_json::Value| -> serde_json::Value {
+            let output = std::process::Command::new(repo_root().join("tests/grpc/walk"))
+                .args(["--script", "call"])
+                .arg(&proto)
+                .arg("widgets/v1/widgets.proto")
+                .arg(format!("127.0.0.1:{}", port_of(porto.url("widgets"))))
+                .arg(format!("widgets.v1.Widgets/{method}"))
+                .arg(body.to_string())
+                .output()
+                .expect("run tests/grpc/walk");
+            assert!(output.status.success(), "{}", text(&output));
+            serde_json::from_slice(&output.stdout).expect("JSON")
+        };
+        let made = call("CreateItem", json!({"name": " Grace "}));
+        assert_eq!(made["ok"]["name"], "Grace", "{made}");
+        let id = made["ok"]["id"].clone();
+        assert_eq!(call("GetItem", json!({"id": id})), made);
+        let invalid = call("CreateItem", json!({"name": ""}));
+        assert_eq!(invalid["code"], "INVALID_ARGUMENT", "{invalid}");
+        assert!(
+            invalid["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("name:"))
+        );
+        assert_eq!(
+            call("GetItem", json!({"id": "987654"}))["code"],
+            "NOT_FOUND"
+        );
     }
 }

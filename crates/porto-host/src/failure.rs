@@ -3,7 +3,9 @@
 //!
 //! A 4xx says what was wrong with the request; a 5xx says only that the
 //! service failed, plus the request id, so a client can quote the one log
-//! line (`log`) that says why.
+//! line (`log`) that says why. A gRPC call gets the same failure as a gRPC
+//! status instead ([`Failure::into_response`]), which its client reads
+//! where an HTTP status would only map to `UNKNOWN` or `UNAVAILABLE`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -127,8 +129,16 @@ impl Failure {
         }
     }
 
-    /// The response, with the header its status calls for.
-    pub(crate) fn into_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+    /// The response, with the header its status calls for; for a gRPC
+    /// call (`grpc`), a trailers-only gRPC answer.
+    pub(crate) fn into_response(
+        self,
+        request_id: &str,
+        grpc: bool,
+    ) -> hyper::Response<HyperOutgoingBody> {
+        if grpc {
+            return self.into_grpc_response(request_id);
+        }
         let extra = self.status_header();
         let mut response = error_response(self.status, self.code, self.message, request_id);
         if let Some((name, value)) = extra {
@@ -138,6 +148,58 @@ impl Failure {
         }
         response
     }
+}
+
+impl Failure {
+    /// gRPC's "trailers-only" answer: HTTP 200, the status in the headers
+    /// and no body, which HTTP/2 sends as one frame. The code is gRPC's for
+    /// the same failure.
+    fn into_grpc_response(self, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+        let code: u16 = match self.status {
+            408 | 504 => 4,       // DEADLINE_EXCEEDED
+            413 | 414 | 431 => 8, // RESOURCE_EXHAUSTED
+            503 => 14,            // UNAVAILABLE
+            _ => 13,              // INTERNAL
+        };
+        let mut response = hyper::Response::new(
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", http::HeaderValue::from(code));
+        // porto's messages are printable ASCII, which grpc-message carries
+        // as it is.
+        let message = if self.status >= 500 {
+            format!("{} (request id {request_id})", self.message)
+        } else {
+            self.message.to_string()
+        };
+        if let Ok(message) = http::HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", message);
+        }
+        if let Ok(id) = http::HeaderValue::from_str(request_id) {
+            headers.insert(request_id::HEADER, id);
+        }
+        response
+    }
+}
+
+/// Whether a request is a gRPC call, by its content type, so porto's own
+/// answers to it can be gRPC statuses.
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|value| {
+            value
+                .as_bytes()
+                .get(..16)
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"application/grpc"))
+        })
 }
 
 /// The body of porto's JSON errors, in the services' envelope: a 5xx names

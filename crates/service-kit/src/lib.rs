@@ -3,14 +3,17 @@
 //! A service is a `wasm32-wasip2` component exporting
 //! `wasi:http/incoming-handler`. It writes one `async fn handle(ApiRequest)
 //! -> Result<ApiResponse, ApiError>` and exports it with
-//! [`export_service!`]; this crate does the rest: body limits, request ids,
-//! JSON parsing with field-level errors, the error envelope, typed access to
-//! `wasi:keyvalue`, and deadline-bound calls to other services.
+//! [`export_service!`], and optionally a gRPC handler beside it
+//! ([`grpc`]); this crate does the rest: body limits, request ids,
+//! JSON parsing with field-level errors, the error envelope, gRPC framing
+//! and status, typed access to `wasi:keyvalue`, and deadline-bound calls
+//! to other services.
 //!
 //! Everything except the wasi glue is plain Rust and unit-tested natively.
 
 pub mod clock;
 pub mod error;
+pub mod grpc;
 pub mod headers;
 pub mod kv;
 pub mod pagination;
@@ -36,10 +39,16 @@ pub mod __private {
 }
 
 /// Exports `handler` (an `async fn(ApiRequest) -> Result<ApiResponse,
-/// ApiError>`) as the component's `wasi:http/incoming-handler`.
+/// ApiError>`) as the component's `wasi:http/incoming-handler`; with
+/// `grpc: rpc` (an `async fn(grpc::Call) -> Result<grpc::Reply,
+/// grpc::Failure>`), gRPC calls go to `rpc`, and without it they are all
+/// `UNIMPLEMENTED`.
 #[macro_export]
 macro_rules! export_service {
     ($handler:path) => {
+        $crate::export_service!($handler, grpc: $crate::grpc::no_methods);
+    };
+    ($handler:path, grpc: $rpc:path) => {
         #[cfg(target_arch = "wasm32")]
         mod __service_export {
             struct Service;
@@ -49,7 +58,7 @@ macro_rules! export_service {
                     request: $crate::__private::wasip2::http::types::IncomingRequest,
                     response_out: $crate::__private::wasip2::http::types::ResponseOutparam,
                 ) {
-                    $crate::server::run(request, response_out, $handler)
+                    $crate::server::run(request, response_out, $handler, $rpc)
                 }
             }
 

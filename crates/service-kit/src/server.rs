@@ -2,7 +2,8 @@
 //!
 //! It reads the request under the 64 KiB body limit, settles the request id,
 //! runs the service's handler, renders any [`ApiError`], and stamps
-//! `x-request-id` on the response. Services export it with
+//! `x-request-id` on the response. gRPC requests go to the service's gRPC
+//! handler instead ([`crate::grpc`]). Services export it with
 //! [`crate::export_service!`] and never touch wasi:http resources.
 
 use std::future::Future;
@@ -82,36 +83,80 @@ pub use guest::run;
 #[cfg(target_arch = "wasm32")]
 mod guest {
     use super::*;
+    use crate::grpc::Kind;
     use crate::request_id::RequestId;
     use http_body_util::{BodyExt, LengthLimitError, Limited};
     use wasip2::http::types::{IncomingRequest, ResponseOutparam};
     use wstd::http::server::Responder;
     use wstd::http::{Body, Request, Response};
 
-    /// Entry point called by the exported `incoming-handler`.
-    pub fn run<H, Fut>(incoming: IncomingRequest, out: ResponseOutparam, handler: H)
-    where
+    /// Entry point called by the exported `incoming-handler`: `handler`
+    /// serves REST, `rpc` gRPC.
+    pub fn run<H, Fut, G, RpcFut>(
+        incoming: IncomingRequest,
+        out: ResponseOutparam,
+        handler: H,
+        rpc: G,
+    ) where
         H: FnOnce(ApiRequest) -> Fut,
         Fut: Future<Output = Result<ApiResponse, ApiError>>,
+        G: FnOnce(crate::grpc::Call) -> RpcFut,
+        RpcFut: Future<Output = Result<crate::grpc::Reply, crate::grpc::Failure>>,
     {
         let responder = Responder::new(out);
         wstd::runtime::block_on(async move {
-            let response = match wstd::http::request::try_from_incoming(incoming) {
-                Ok(request) => match read(request).await {
+            let request = wstd::http::request::try_from_incoming(incoming);
+            let kind = request
+                .as_ref()
+                .ok()
+                .map(|r| crate::grpc::classify(r.uri().path(), r.headers()));
+            let response = match (request, kind) {
+                (Ok(request), Some(Kind::Rpc { service, method })) => {
+                    crate::grpc::serve::call(request, service, method, rpc).await
+                }
+                (Ok(request), Some(Kind::RpcWithoutMethod)) => {
+                    let path = request.uri().path().to_string();
+                    crate::grpc::serve::call(request, path, String::new(), |call| async move {
+                        Err(crate::grpc::Status::unimplemented(format!(
+                            "{} names no gRPC method (use /package.Service/Method).",
+                            call.service
+                        ))
+                        .into())
+                    })
+                    .await
+                }
+                (Ok(request), Some(Kind::UnsupportedMediaType)) => {
+                    let id = RequestId::from_header(
+                        request
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    into_http(with_request_id(
+                        ApiError::new(
+                            415,
+                            "unsupported_media_type",
+                            "gRPC methods take content-type: application/grpc (protobuf messages).",
+                        )
+                        .into(),
+                        id.as_str(),
+                    ))
+                }
+                (Ok(request), _) => into_http(match read(request).await {
                     Ok(request) => respond(request, handler).await,
                     Err((err, id)) => with_request_id(err.into(), id.as_str()),
-                },
-                Err(e) => {
+                }),
+                (Err(e), _) => {
                     let id = RequestId::generate();
                     eprintln!("request {id}: unreadable request head: {e:#}");
-                    with_request_id(
+                    into_http(with_request_id(
                         ApiError::bad_request("bad_request", "The request could not be read.")
                             .into(),
                         id.as_str(),
-                    )
+                    ))
                 }
             };
-            if let Err(e) = responder.respond(into_http(response)).await {
+            if let Err(e) = responder.respond(response).await {
                 // The status line is already out; only the log can know.
                 eprintln!("response body not delivered: {e:#}");
             }

@@ -28,6 +28,8 @@ pub struct UpstreamResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The trailers after the body, if the peer sent any (gRPC's status).
+    pub trailers: Option<HeaderMap>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -176,6 +178,16 @@ mod transport {
             .body(Body::from(body))
             .map_err(|e| UpstreamError::Unreachable(format!("bad request: {e}")))?;
         *request.headers_mut() = end_to_end(headers);
+        // `te` is hop-by-hop, but `te: trailers` is this hop's own ask
+        // (gRPC's), not something relayed.
+        if headers
+            .get(http::header::TE)
+            .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"))
+        {
+            request
+                .headers_mut()
+                .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        }
 
         let exchange = async {
             let response = Client::new()
@@ -183,15 +195,16 @@ mod transport {
                 .await
                 .map_err(|e| UpstreamError::Unreachable(format!("{e:#}")))?;
             let (parts, body) = response.into_parts();
-            let body = Limited::new(body.into_boxed_body(), MAX_RESPONSE_BYTES)
+            let collected = Limited::new(body.into_boxed_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| UpstreamError::Unreachable(format!("response body: {e}")))?
-                .to_bytes();
+                .map_err(|e| UpstreamError::Unreachable(format!("response body: {e}")))?;
+            let trailers = collected.trailers().cloned();
             Ok(UpstreamResponse {
                 status: parts.status.as_u16(),
                 headers: parts.headers,
-                body,
+                body: collected.to_bytes(),
+                trailers,
             })
         };
         match exchange
@@ -251,6 +264,7 @@ mod tests {
             status: 404,
             headers: HeaderMap::new(),
             body: Bytes::from_static(br#"{"error":{"code":"user_not_found","message":"x"}}"#),
+            trailers: None,
         };
         assert!(r.is_api_error());
         let plain = UpstreamResponse {

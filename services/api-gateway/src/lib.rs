@@ -5,9 +5,11 @@
 //! request id), composes `GET /api/users/{id}/orders`, and turns every
 //! upstream failure into a JSON error: 504 on timeout, 502/503 when a
 //! service cannot be reached or answers with something that is not ours.
+//! gRPC calls to `users.v1.Users` are relayed to user-service ([`rpc`]).
 
 pub mod auth;
 pub mod routes;
+pub mod rpc;
 
 #[cfg(test)]
 mod proptests;
@@ -23,7 +25,7 @@ use service_kit::{ApiError, ApiRequest, ApiResponse, Method};
 use auth::ApiKeys;
 use routes::Route;
 
-service_kit::export_service!(crate::handle);
+service_kit::export_service!(crate::handle, grpc: crate::rpc::serve);
 
 /// The public API's description, served at `GET /openapi.yaml`.
 const OPENAPI: &str = include_str!("../../../openapi.yaml");
@@ -65,7 +67,7 @@ pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
     }
 }
 
-fn users() -> Result<Upstream, ApiError> {
+pub(crate) fn users() -> Result<Upstream, ApiError> {
     Upstream::from_env("USER_SERVICE_URL", "user-service")
         .map_err(|e| gateway_error("user-service", &e))
 }

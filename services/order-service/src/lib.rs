@@ -1,8 +1,9 @@
 //! order-service: orders of existing users (openapi.yaml, README "Orders").
 //!
-//! Creating an order asks user-service whether the user exists, over
-//! outbound wasi:http to `USER_SERVICE_URL`; an `Idempotency-Key` makes the
-//! create safe to retry.
+//! Creating an order asks user-service whether the user exists, by its
+//! gRPC method `users.v1.Users/GetUser` over outbound wasi:http to
+//! `USER_SERVICE_URL` (in process under porto, across the network between
+//! containers); an `Idempotency-Key` makes the create safe to retry.
 
 pub mod domain;
 pub mod store;
@@ -10,6 +11,7 @@ pub mod store;
 #[cfg(test)]
 mod proptests;
 
+use service_kit::grpc::{self, Code};
 use service_kit::pagination::{Page, PageRequest};
 use service_kit::request_id::RequestId;
 use service_kit::routing::{allow, parse_id};
@@ -112,7 +114,13 @@ fn list(req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(&Page::new(items, last, COLLECTION)))
 }
 
-/// Asks user-service; only a definite 404 means the user does not exist.
+#[allow(clippy::all, missing_docs, dead_code)]
+mod users_v1 {
+    include!(concat!(env!("OUT_DIR"), "/users.v1.rs"));
+}
+
+/// Asks user-service; only a definite `NOT_FOUND` means the user does not
+/// exist.
 async fn ensure_user_exists(user_id: u64, request_id: &RequestId) -> Result<(), ApiError> {
     let unavailable = |why: &dyn std::fmt::Display| {
         eprintln!("request {request_id}: user-service unavailable: {why}");
@@ -126,16 +134,23 @@ async fn ensure_user_exists(user_id: u64, request_id: &RequestId) -> Result<(), 
     };
     let users =
         Upstream::from_env("USER_SERVICE_URL", "user-service").map_err(|e| unavailable(&e))?;
-    let response = users
-        .get(&format!("/users/{user_id}"), request_id)
-        .await
-        .map_err(|e: UpstreamError| unavailable(&e))?;
-    match response.status {
-        200 => Ok(()),
-        404 => Err(
-            ApiError::new(422, "unknown_user", format!("No user has id {user_id}."))
-                .with_detail("user_id", user_id),
-        ),
-        status => Err(unavailable(&format!("answered {status}"))),
+    let asked = users_v1::GetUserRequest { id: user_id };
+    let answered = grpc::client::unary::<_, users_v1::User>(
+        &users,
+        "/users.v1.Users/GetUser",
+        &asked,
+        request_id,
+    )
+    .await
+    .map_err(|e: UpstreamError| unavailable(&e))?;
+    match answered {
+        Ok(_) => Ok(()),
+        Err(status) if status.code == Code::NotFound => {
+            Err(
+                ApiError::new(422, "unknown_user", format!("No user has id {user_id}."))
+                    .with_detail("user_id", user_id),
+            )
+        }
+        Err(status) => Err(unavailable(&status)),
     }
 }

@@ -1,9 +1,12 @@
 //! user-service: the users of the application (openapi.yaml, README "Users").
 //!
 //! Routing is a `match` on path segments; each arm checks the method and
-//! delegates to [`store::Users`]. Validation lives in [`domain`].
+//! delegates to [`store::Users`]. Validation lives in [`domain`]. The
+//! gRPC API ([`rpc`], proto/users/v1/users.proto) serves the same store
+//! by the same rules.
 
 pub mod domain;
+pub mod rpc;
 pub mod store;
 
 #[cfg(test)]
@@ -19,7 +22,7 @@ use store::Users;
 /// The name list cursors are issued for (a cursor of another collection is 400).
 const COLLECTION: &str = "users";
 
-service_kit::export_service!(crate::handle);
+service_kit::export_service!(crate::handle, grpc: crate::rpc::serve);
 
 pub async fn handle(req: ApiRequest) -> Result<ApiResponse, ApiError> {
     match req.segments().as_slice() {

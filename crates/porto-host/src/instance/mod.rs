@@ -1,6 +1,7 @@
 //! The middle layer: guest instances. A prepared component
 //! ([`component`]), the store data one instance may touch ([`host`], with
-//! its output capture, outbound hooks and key-value view), the pool that
+//! its output capture, outbound hooks and key-value view, with the
+//! [`network`] sender for calls that leave the process), the pool that
 //! keeps instances between requests ([`pool`], which knows nothing of
 //! wasmtime) and running requests in a guest of each world: [`p2`]
 //! (`wasi:http@0.2`: one request per instance at a time, which answers and
@@ -16,6 +17,7 @@ pub(crate) mod component;
 pub(crate) mod guest_output;
 pub(crate) mod hooks;
 pub(crate) mod host;
+pub(crate) mod network;
 pub(crate) mod outbound;
 pub(crate) mod outcome;
 pub(crate) mod p2;

@@ -3,7 +3,8 @@
 //! it out: an allowed service's call is handed to that service in this
 //! process (never a socket), an allowed host's goes over the network, and
 //! a refusal is `HTTP-request-denied`, which the guest turns into its own
-//! 5xx JSON error, and a warning in porto's log. Every call is counted
+//! 5xx JSON error, and a warning in porto's log. Network calls are
+//! `network`'s to make. Every call is counted
 //! under the label the decision gives.
 
 use std::future::Future;
@@ -16,6 +17,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use tracing::Instrument as _;
 
+use super::network::{self, Plaintext, Transport};
 use crate::metrics::Metrics;
 use crate::policy::outbound::{Route, route};
 use crate::policy::service::ServiceConfig;
@@ -35,17 +37,8 @@ pub(crate) trait InProcess: Send + Sync + 'static {
 pub(crate) type InProcessCall =
     Pin<Box<dyn Future<Output = hyper::Response<HyperOutgoingBody>> + Send>>;
 
-pub(crate) type Sent = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ),
-                Error,
-            >,
-        > + Send,
->;
+pub(crate) type Sent =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, Transport), Error>> + Send>;
 
 pub(crate) struct Outbound {
     /// Weak: a kept instance holds its hooks, and the services hold their
@@ -152,7 +145,7 @@ impl WasiHttpHooks for Outbound {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
         let routed = route(&self.rules, &host, port, services.is_service(&host));
-        let entry = match routed {
+        let (entry, h2c) = match routed {
             Route::Denied { why, .. } => return self.deny(routed.label(), &host, why),
             Route::Service(name) => {
                 self.metrics.outbound(&self.caller, name, "in_process");
@@ -160,30 +153,31 @@ impl WasiHttpHooks for Outbound {
                 return Box::new(
                     async move {
                         let response = call.await;
-                        let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
-                            Box::new(async { Ok(()) });
-                        Ok((response, io))
+                        let nothing_more: Transport = Box::new(async { Ok(()) });
+                        Ok((response, nothing_more))
                     }
                     .instrument(span),
                 );
             }
-            Route::Network { entry } => entry,
+            Route::Network { entry, h2c } => (entry, h2c),
+        };
+        let plaintext = if h2c {
+            Plaintext::H2c
+        } else {
+            Plaintext::Http1
         };
         let target: Arc<str> = entry.into();
         let (metrics, caller) = (self.metrics.clone(), self.caller.clone());
         Box::new(
             async move {
-                use http_body_util::BodyExt;
-                let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+                let sent = network::send(request, options, plaintext).await;
                 let outcome = if sent.is_ok() {
                     "network"
                 } else {
                     "network_error"
                 };
                 metrics.outbound(&caller, &target, outcome);
-                let (response, io) = sent?;
-                let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
-                Ok((response.map(BodyExt::boxed_unsync), io))
+                sent
             }
             .instrument(span),
         )

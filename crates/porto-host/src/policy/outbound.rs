@@ -16,8 +16,9 @@ use crate::policy::service::ServiceConfig;
 pub(crate) enum Route<'a> {
     /// To the service of that name, in this process.
     Service(&'a str),
-    /// Over the network, let out by this `allow_hosts` entry.
-    Network { entry: &'a str },
+    /// Over the network, let out by this `allow_hosts` entry; `h2c` when
+    /// the entry says plain-text calls speak HTTP/2 with prior knowledge.
+    Network { entry: &'a str, h2c: bool },
     /// Refused; `label` is what the refusal is counted under.
     Denied { label: &'a str, why: &'static str },
 }
@@ -27,7 +28,7 @@ impl Route<'_> {
     pub(crate) fn label(&self) -> &str {
         match self {
             Self::Service(name) => name,
-            Self::Network { entry } => entry,
+            Self::Network { entry, .. } => entry,
             Self::Denied { label, .. } => label,
         }
     }
@@ -52,7 +53,10 @@ pub(crate) fn route<'a>(
         };
     }
     match allowing_entry(&caller.allowed_hosts, host, port) {
-        Some(entry) => Route::Network { entry },
+        Some(entry) => Route::Network {
+            entry,
+            h2c: entry.starts_with(H2C),
+        },
         None => Route::Denied {
             label: "other",
             why: "not a service and not in x-porto.allow_hosts",
@@ -60,24 +64,35 @@ pub(crate) fn route<'a>(
     }
 }
 
+/// The prefix of an `allow_hosts` entry whose plain-text calls speak
+/// HTTP/2 with prior knowledge (h2c), as gRPC servers without TLS expect:
+/// nothing in an `http://` URL can say so, and probing would cost every
+/// call a round trip.
+const H2C: &str = "h2c://";
+
 /// The `allow_hosts` entry that lets `host[:port]` out, if one does
 /// (`host` allows every port, `host:port` only that one, `*` any host: for
-/// a front end whose network is already the boundary, as a container's is).
+/// a front end whose network is already the boundary, as a container's is;
+/// `h2c://` before a host or `host:port` matches as without it).
 fn allowing_entry<'a>(allowed: &'a [String], host: &str, port: Option<u16>) -> Option<&'a str> {
     allowed
         .iter()
-        .find(|entry| match entry.rsplit_once(':') {
-            _ if entry.as_str() == "*" => true,
-            Some((h, p)) if p.parse::<u16>().is_ok() => {
-                h.eq_ignore_ascii_case(host) && port == p.parse().ok()
+        .find(|entry| {
+            let entry = entry.strip_prefix(H2C).unwrap_or(entry);
+            match entry.rsplit_once(':') {
+                _ if entry == "*" => true,
+                Some((h, p)) if p.parse::<u16>().is_ok() => {
+                    h.eq_ignore_ascii_case(host) && port == p.parse().ok()
+                }
+                _ => entry.eq_ignore_ascii_case(host),
             }
-            _ => entry.eq_ignore_ascii_case(host),
         })
         .map(String::as_str)
 }
 
 /// Whether `entry` is an `allow_hosts` entry porto can match: `*`, or a
-/// host name or IP address (IPv6 in brackets) with or without `:port`.
+/// host name or IP address (IPv6 in brackets) with or without `:port`,
+/// either of the last two after `h2c://`.
 /// Anything else (a URL, two entries in one string, whitespace) would match
 /// no request under porto and something else under the shim, which splits
 /// its variable at commas (`"api.example.com,*"` would let everything out
@@ -86,6 +101,13 @@ pub fn check_allow_host(entry: &str) -> Result<(), String> {
     if entry == "*" {
         return Ok(());
     }
+    let entry = match entry.strip_prefix(H2C) {
+        Some("*") => {
+            return Err("h2c:// takes a host or host:port, not `*`".to_string());
+        }
+        Some(host) => host,
+        None => entry,
+    };
     let (host, port) = match entry.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && !host.ends_with(':') => (host, Some(port)),
         _ => (entry, None),
@@ -104,7 +126,7 @@ pub fn check_allow_host(entry: &str) -> Result<(), String> {
         .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
     if host.is_empty() || !(ipv6 || host.chars().all(name_char)) {
         return Err(
-            "not a host: use `*`, `host` or `host:port` (one entry each, no scheme or path)"
+            "not a host: use `*`, `host`, `host:port` or `h2c://host:port` (one entry each, no other scheme, no path)"
                 .to_string(),
         );
     }
@@ -122,13 +144,18 @@ mod tests {
             "10.0.0.7:8080",
             "[::1]:80",
             "order_service",
+            "h2c://grpc.internal:50051",
+            "h2c://grpc.internal",
         ] {
             assert_eq!(super::check_allow_host(good), Ok(()), "{good}");
         }
         for bad in [
             "api.example.com,*",
             "https://api.example.com",
-            "h2c://grpc.internal:50051",
+            "h2c://*",
+            "h2c://",
+            "h2c://grpc.internal:50051/",
+            "h2://grpc.internal",
             "api.example.com/v1",
             "api.example.com:https",
             "api.example.com:70000",
@@ -191,7 +218,31 @@ mod tests {
         assert_eq!(
             route(&config, "api.example.com", None, false),
             Route::Network {
-                entry: "API.Example.com"
+                entry: "API.Example.com",
+                h2c: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_h2c_entry_matches_its_host_and_says_h2c() {
+        let config = caller(&[], &["h2c://grpc:50051", "web"]);
+        assert_eq!(
+            route(&config, "grpc", Some(50051), false),
+            Route::Network {
+                entry: "h2c://grpc:50051",
+                h2c: true
+            }
+        );
+        assert!(matches!(
+            route(&config, "grpc", Some(80), false),
+            Route::Denied { .. }
+        ));
+        assert_eq!(
+            route(&config, "web", None, false),
+            Route::Network {
+                entry: "web",
+                h2c: false
             }
         );
     }

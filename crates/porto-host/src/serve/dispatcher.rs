@@ -125,6 +125,7 @@ impl Dispatcher {
             header: request_id_header,
         } = request_ids::ensure(&mut request);
         name_the_host(service, &mut request);
+        let grpc = crate::failure::is_grpc(request.headers());
         let limits = &service.config.limits;
         // The whole body is read before an instance exists, and before a
         // concurrency slot is taken: a slow client holds a connection and
@@ -138,11 +139,11 @@ impl Dispatcher {
         };
         let (request, _body_bytes) = match read {
             Ok(read) => read,
-            Err(refusal) => return self.refuse(service, refusal, &request_id, span),
+            Err(refusal) => return self.refuse(service, refusal, &request_id, span, grpc),
         };
         let Some(_slot) = limits::take_slot(&service.slots, limits).await else {
             let refusal = Failure::overloaded("max_concurrency", "no slot came free".into());
-            return self.refuse(service, refusal, &request_id, span);
+            return self.refuse(service, refusal, &request_id, span, grpc);
         };
         match self
             .run_guest(service, request, request_id.clone(), span, trace)
@@ -164,13 +165,13 @@ impl Dispatcher {
             }
             // The client's fault or a capacity limit: not an error of porto's.
             Err(failure) if failure.status < 500 || failure.refused_by.is_some() => {
-                self.refuse(service, failure, &request_id, span)
+                self.refuse(service, failure, &request_id, span, grpc)
             }
             Err(failure) => {
                 span.log(|| {
                     tracing::error!(service = %service.name, request_id = &*request_id, "{}", failure.log);
                 });
-                failure.into_response(&request_id)
+                failure.into_response(&request_id, grpc)
             }
         }
     }
@@ -185,6 +186,7 @@ impl Dispatcher {
         refusal: Failure,
         request_id: &str,
         span: &RequestSpan,
+        grpc: bool,
     ) -> hyper::Response<HyperOutgoingBody> {
         match refusal.refused_by {
             Some(limit) => self.shed(service, limit),
@@ -197,7 +199,7 @@ impl Dispatcher {
             }
             None => {}
         }
-        refusal.into_response(request_id)
+        refusal.into_response(request_id, grpc)
     }
 
     /// Counts a connection turned away at the connection limit.

@@ -23,6 +23,8 @@ use compose_edit::ServiceBlock;
 pub struct Request {
     pub name: String,
     pub stateful: bool,
+    /// A gRPC API beside REST (`.proto`, `build.rs`, `src/rpc.rs`).
+    pub grpc: bool,
     /// The published port; `None` takes the next one after the file's.
     pub port: Option<u16>,
 }
@@ -144,7 +146,7 @@ pub fn create(compose_path: &Path, request: &Request) -> anyhow::Result<Created>
     let workspace_manifest = root.join("Cargo.toml");
     let workspace_text = std::fs::read_to_string(&workspace_manifest)
         .with_context(|| format!("reading {}", workspace_manifest.display()))?;
-    workspace_edit::check_dependencies(&workspace_text)?;
+    workspace_edit::check_dependencies(&workspace_text, request.grpc)?;
     if workspace_edit::member_packages(&root, &workspace_text)?
         .iter()
         .any(|p| p == name)
@@ -162,7 +164,7 @@ pub fn create(compose_path: &Path, request: &Request) -> anyhow::Result<Created>
         .replace('\\', "/");
 
     let bucket = request.stateful.then(|| name.to_string());
-    let files = crate_files(name, bucket.as_deref());
+    let files = crate_files(name, bucket.as_deref(), request.grpc);
     let new_workspace = workspace_edit::add_member(&workspace_text, &member)?;
     let block = service_block(&document, name, port, bucket.as_deref());
     let new_compose = compose_edit::add_service(&compose_text, &block)
@@ -230,7 +232,7 @@ fn service_block(document: &Value, name: &str, port: u16, bucket: Option<&str>) 
 }
 
 /// The crate's files, relative to its directory, with their text.
-fn crate_files(name: &str, bucket: Option<&str>) -> Vec<(&'static str, String)> {
+fn crate_files(name: &str, bucket: Option<&str>, grpc: bool) -> Vec<(String, String)> {
     let description = match bucket {
         Some(bucket) => format!("items kept in the {bucket} bucket"),
         None => "greetings, validated".to_string(),
@@ -240,42 +242,96 @@ fn crate_files(name: &str, bucket: Option<&str>) -> Vec<(&'static str, String)> 
     } else {
         "NewGreeting"
     };
+    let package = name.replace('-', "_");
+    let grpc_dependencies = if grpc {
+        "prost.workspace = true\n\n[build-dependencies]\nservice-kit-build.workspace = true\n"
+    } else {
+        ""
+    };
     let fill = |template: &str| {
         template
             .replace("{{name}}", name)
             .replace("{{description}}", &description)
             .replace("{{bucket}}", bucket.unwrap_or_default())
             .replace("{{input}}", input)
+            .replace("{{package}}", &package)
+            .replace("{{Service}}", &pascal_case(name))
+            .replace("{{grpc_dependencies}}", grpc_dependencies)
     };
+    let lib = if bucket.is_some() {
+        include_str!("../../templates/service/lib_stateful.rs.tmpl")
+    } else {
+        include_str!("../../templates/service/lib.rs.tmpl")
+    };
+    let mut lib = fill(lib);
+    if grpc {
+        lib = lib
+            .replace("pub mod domain;\n", "pub mod domain;\npub mod rpc;\n")
+            .replace(
+                "service_kit::export_service!(crate::handle);",
+                "service_kit::export_service!(crate::handle, grpc: crate::rpc::serve);",
+            )
+            .replacen(
+                ".\n//!\n",
+                &format!(
+                    ".\n//!\n//! gRPC, on the same port: `{package}.v1.{}` ([`rpc`]) and\n//! `grpc.health.v1.Health`.\n//!\n",
+                    pascal_case(name)
+                ),
+                1,
+            );
+    }
     let mut files = vec![
         (
-            "Cargo.toml",
+            "Cargo.toml".to_string(),
             fill(include_str!("../../templates/service/Cargo.toml.tmpl")),
         ),
         (
-            "src/domain.rs",
+            "src/domain.rs".to_string(),
             fill(include_str!("../../templates/service/domain.rs.tmpl")),
         ),
+        ("src/lib.rs".to_string(), lib),
     ];
     if bucket.is_some() {
         files.push((
-            "src/lib.rs",
-            fill(include_str!("../../templates/service/lib_stateful.rs.tmpl")),
-        ));
-        files.push((
-            "src/store.rs",
+            "src/store.rs".to_string(),
             fill(include_str!("../../templates/service/store.rs.tmpl")),
         ));
-    } else {
+    }
+    if grpc {
+        let (proto, rpc) = if bucket.is_some() {
+            (
+                include_str!("../../templates/service/items.proto.tmpl"),
+                include_str!("../../templates/service/rpc_items.rs.tmpl"),
+            )
+        } else {
+            (
+                include_str!("../../templates/service/greeter.proto.tmpl"),
+                include_str!("../../templates/service/rpc_greeter.rs.tmpl"),
+            )
+        };
+        files.push((format!("proto/{package}/v1/{package}.proto"), fill(proto)));
         files.push((
-            "src/lib.rs",
-            fill(include_str!("../../templates/service/lib.rs.tmpl")),
+            "build.rs".to_string(),
+            fill(include_str!("../../templates/service/build.rs.tmpl")),
         ));
+        files.push(("src/rpc.rs".to_string(), fill(rpc)));
     }
     files
 }
 
-fn write_crate(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<Vec<PathBuf>> {
+/// `OrderHistory` for `order-history`: a proto service's name.
+fn pascal_case(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+fn write_crate(dir: &Path, files: &[(String, String)]) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (relative, text) in files {
         let path = dir.join(relative);

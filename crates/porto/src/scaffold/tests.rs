@@ -55,6 +55,7 @@ fn request(name: &str, stateful: bool, port: Option<u16>) -> Request {
     Request {
         name: name.into(),
         stateful,
+        grpc: false,
         port,
     }
 }
@@ -138,4 +139,40 @@ fn refusals_leave_the_project_untouched() {
         WORKSPACE
     );
     assert!(!dir.path().join("services/widgets").exists());
+}
+
+#[test]
+fn a_grpc_service_gets_its_proto_build_script_and_rpc_module() {
+    let dir = project();
+    let compose = dir.path().join("compose.yaml");
+    let mut asked = request("order-history", true, None);
+    asked.grpc = true;
+    let refused = create(&compose, &asked).expect_err("no prost in the workspace");
+    assert!(format!("{refused:#}").contains("prost"), "{refused:#}");
+
+    let workspace = WORKSPACE.replace(
+        "serde_json = \"1\"\n",
+        "serde_json = \"1\"\nprost = \"0.14\"\nservice-kit-build = { path = \"crates/service-kit-build\" }\n",
+    );
+    std::fs::write(dir.path().join("Cargo.toml"), workspace).expect("write");
+    create(&compose, &asked).expect("created");
+    let crate_dir = dir.path().join("services/order-history");
+    let read = |file: &str| std::fs::read_to_string(crate_dir.join(file)).expect(file);
+    let proto = read("proto/order_history/v1/order_history.proto");
+    assert!(proto.contains("package order_history.v1;"), "{proto}");
+    assert!(proto.contains("service OrderHistory {"), "{proto}");
+    assert!(read("build.rs").contains("order_history/v1/order_history.proto"));
+    let lib = read("src/lib.rs");
+    assert!(lib.contains("pub mod rpc;"), "{lib}");
+    assert!(
+        lib.contains("export_service!(crate::handle, grpc: crate::rpc::serve)"),
+        "{lib}"
+    );
+    assert!(lib.contains("order_history.v1.OrderHistory"), "{lib}");
+    assert!(read("src/rpc.rs").contains("\"order_history.v1.OrderHistory\""));
+    let manifest = read("Cargo.toml");
+    assert!(
+        manifest.contains("[build-dependencies]\nservice-kit-build.workspace = true"),
+        "{manifest}"
+    );
 }

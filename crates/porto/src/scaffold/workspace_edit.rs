@@ -26,13 +26,21 @@ pub fn find_root(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Checks the workspace can build a service on service-kit.
-pub fn check_dependencies(text: &str) -> anyhow::Result<()> {
+pub fn check_dependencies(text: &str, grpc: bool) -> anyhow::Result<()> {
     let doc: DocumentMut = text.parse().context("parsing the workspace Cargo.toml")?;
     let deps = doc
         .get("workspace")
         .and_then(|w| w.get("dependencies"))
         .and_then(|d| d.as_table_like());
-    for needed in ["service-kit", "serde", "serde_json"] {
+    let for_grpc: &[&str] = if grpc {
+        &["prost", "service-kit-build"]
+    } else {
+        &[]
+    };
+    for needed in ["service-kit", "serde", "serde_json"]
+        .iter()
+        .chain(for_grpc)
+    {
         if !deps.is_some_and(|d| d.contains_key(needed)) {
             bail!("the workspace Cargo.toml has no `{needed}` in [workspace.dependencies]");
         }
@@ -146,7 +154,8 @@ serde_json = \"1\"
 
     #[test]
     fn needs_the_service_kit_dependencies() {
-        assert!(check_dependencies(WORKSPACE).is_ok());
-        assert!(check_dependencies("[workspace]\nmembers = []\n").is_err());
+        assert!(check_dependencies(WORKSPACE, false).is_ok());
+        assert!(check_dependencies(WORKSPACE, true).is_err());
+        assert!(check_dependencies("[workspace]\nmembers = []\n", false).is_err());
     }
 }

@@ -1,0 +1,3 @@
+fn main() {
+    service_kit_build::protos(&["users/v1/users.proto"], "../../proto");
+}
