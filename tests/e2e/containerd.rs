@@ -530,34 +530,54 @@ impl World {
         client
     }
 
-    /// The application as `deploy/compose.docker.yaml` runs it: three
-    /// containers, the stateful ones on bind-mounted data directories.
+    /// The application as Docker runs compose.yaml with porto's shim: each
+    /// service's container from its image with the file's runtime, its
+    /// `environment` exactly as written (porto's settings included, as
+    /// `PORTO_*`), a directory for each named volume at its target, and
+    /// the services named on one network, dependencies first.
     fn start_application(&mut self) -> Client {
-        let users = self.dir.path().join("user-data");
-        let orders = self.dir.path().join("order-data");
-        self.start("user-service", "user-service", 11, USERS, Some(&users));
-        self.start(
-            "order-service",
-            "order-service",
-            12,
-            &[
-                ("PORTO_BUCKETS", "orders"),
-                ("PORTO_MAX_INSTANCE_REUSE", "128"),
-                ("USER_SERVICE_URL", "http://user-service:80"),
-            ],
-            Some(&orders),
-        );
-        self.start(
-            "api-gateway",
-            "api-gateway",
-            10,
-            &[
-                ("USER_SERVICE_URL", "http://user-service:80"),
-                ("ORDER_SERVICE_URL", "http://order-service:80"),
-                ("PORTO_MAX_INSTANCE_REUSE", "128"),
-            ],
-            None,
-        )
+        let text = std::fs::read_to_string(crate::harness::repo_root().join("compose.yaml"))
+            .expect("read compose.yaml");
+        let compose: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("yaml");
+        let mut gateway = None;
+        for (service, octet) in [
+            ("user-service", 11),
+            ("order-service", 12),
+            ("api-gateway", 10),
+        ] {
+            let entry = &compose["services"][service];
+            assert_eq!(
+                entry["runtime"], RUNTIME,
+                "{service}: the runtime Docker would use"
+            );
+            let env: Vec<(String, String)> = entry["environment"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_yaml_ng::Value::String(s) => s.clone(),
+                        other => serde_yaml_ng::to_string(other)
+                            .expect("scalar")
+                            .trim()
+                            .to_string(),
+                    };
+                    (k.as_str().expect("name").to_string(), text)
+                })
+                .collect();
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let volume = entry["volumes"][0].as_str().map(|v| {
+                let (name, target) = v.split_once(':').expect("name:target");
+                assert_eq!(target, "/data", "{service}");
+                self.dir.path().join(name)
+            });
+            let client = self.start(service, service, octet, &env, volume.as_deref());
+            if service == "api-gateway" {
+                gateway = Some(client);
+            }
+        }
+        gateway.expect("the gateway")
     }
 
     /// Sends `signal` to container `id` and waits for it to end; its exit

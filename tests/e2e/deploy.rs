@@ -7,7 +7,7 @@
 //! with actionlint (`scripts/lint-workflows`); on top of that, and for the
 //! Dockerfiles, the tests check what a schema cannot:
 //! cross-references (selectors, RuntimeClass, named ports, service URLs)
-//! and the exact `FROM scratch` Dockerfile shape.
+//! and the Dockerfiles' stages.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,10 +33,14 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Each service's Dockerfile builds its component from the workspace
+/// (the `workspace` context compose.yaml names) on the build machine's
+/// platform and ships it alone: the last stage is `FROM scratch`, the
+/// component and its entry point, nothing else.
 #[test]
-fn dockerfiles_are_from_scratch_with_only_the_component() {
+fn dockerfiles_build_the_component_and_ship_it_alone() {
     for service in SERVICES {
-        let path = deploy().join(format!("docker/{service}.Dockerfile"));
+        let path = repo_root().join(format!("services/{service}/Dockerfile"));
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let instructions: Vec<&str> = text
@@ -45,25 +49,60 @@ fn dockerfiles_are_from_scratch_with_only_the_component() {
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .collect();
         let artifact = service.replace('-', "_");
+        let last_stage = instructions
+            .iter()
+            .rposition(|l| l.starts_with("FROM "))
+            .expect("a FROM");
         assert_eq!(
-            instructions,
-            vec![
+            &instructions[last_stage..],
+            [
                 "FROM scratch".to_string(),
-                format!("COPY target/wasm32-wasip2/release/{artifact}.wasm /{service}.wasm"),
+                format!(
+                    "COPY --from=build /workspace/target/wasm32-wasip2/release/{artifact}.wasm /{service}.wasm"
+                ),
                 format!("ENTRYPOINT [\"/{service}.wasm\"]"),
             ],
             "{}",
             path.display()
         );
+        let build = &instructions[..last_stage];
+        assert!(
+            build[0].starts_with("FROM --platform=$BUILDPLATFORM rust:")
+                && build[0].ends_with(" AS build"),
+            "{}: {}",
+            path.display(),
+            build[0]
+        );
+        assert!(
+            build.contains(&"COPY --from=workspace . ."),
+            "{}",
+            path.display()
+        );
+        assert!(
+            build.contains(
+                &format!("RUN cargo build --locked --release --target wasm32-wasip2 -p {service}")
+                    .as_str()
+            ),
+            "{}",
+            path.display()
+        );
     }
+    // The workspace context leaves local builds and history out.
+    let ignored =
+        std::fs::read_to_string(repo_root().join(".dockerignore")).expect(".dockerignore");
+    assert!(ignored.lines().any(|l| l == "target/") && ignored.lines().any(|l| l == ".git/"));
 }
 
+/// compose.yaml is the one Compose file: what `porto up` reads is what
+/// Docker with porto's shim can run (the shim's runtime, a Dockerfile
+/// per service in its context, a volume at /data for each stateful one,
+/// porto's settings as the shim's `PORTO_*` variables).
 #[test]
-fn docker_compose_file_describes_the_wasm_stack() {
-    let path = deploy().join("compose.docker.yaml");
+fn compose_file_runs_under_porto_and_under_docker_with_the_shim() {
+    let path = repo_root().join("compose.yaml");
     let text = std::fs::read_to_string(&path).expect("read");
     let file = porto::compose::parse(&text).expect("porto reads it");
-    let app = porto::app::App::from_compose(file, &deploy()).expect("valid Compose");
+    let app = porto::app::App::from_compose(file, &repo_root()).expect("valid Compose");
     let names: BTreeSet<&str> = app.services.iter().map(|s| s.name()).collect();
     assert_eq!(names, SERVICES.into_iter().collect());
 
@@ -73,12 +112,35 @@ fn docker_compose_file_describes_the_wasm_stack() {
         assert_eq!(s["platform"], "wasi/wasm", "{service}");
         assert_eq!(s["runtime"], "io.containerd.porto.v1", "{service}");
         assert_eq!(s["networks"][0], "microservices", "{service}");
-        let dockerfile = s["build"]["dockerfile"].as_str().expect("dockerfile");
+        assert!(
+            s.get("x-porto").is_none(),
+            "{service}: a setting Docker would not pass on"
+        );
         let context = s["build"]["context"].as_str().expect("context");
         assert!(
-            deploy().join(context).join(dockerfile).is_file(),
-            "{service}: {dockerfile} missing"
+            repo_root().join(context).join("Dockerfile").is_file(),
+            "{service}: no Dockerfile in {context}"
         );
+        assert_eq!(
+            s["build"]["additional_contexts"]["workspace"], ".",
+            "{service}"
+        );
+        let spec = app.service(service).expect("served");
+        if spec.keeps_state {
+            let volume = s["volumes"][0].as_str().expect("a volume");
+            let (name, target) = volume.split_once(':').expect("name:/data");
+            assert_eq!(target, "/data", "{service}");
+            assert!(
+                doc["volumes"][name].is_mapping(),
+                "{service}: volume {name} undeclared"
+            );
+        }
+        for (key, _) in &spec.config.env {
+            assert!(
+                !key.starts_with("PORTO_"),
+                "{service}: {key} reached the guest"
+            );
+        }
     }
     for backing in ["postgres", "redis"] {
         assert_eq!(
@@ -286,7 +348,7 @@ fn kubernetes_manifests_pass_the_kubernetes_schemas() {
     );
 }
 
-/// Both Compose files pass the Compose Specification's JSON schema
+/// compose.yaml passes the Compose Specification's JSON schema
 /// (`scripts/validate-compose`), as `docker compose config` checks a file
 /// before it reads it; porto's `x-porto` keys are extensions the
 /// specification allows.
@@ -295,7 +357,7 @@ fn compose_files_pass_the_compose_specification_schema() {
     let compose = repo_root().join("compose.yaml");
     passes_and_refuses_breaks(
         "validate-compose",
-        &[compose.clone(), deploy().join("compose.docker.yaml")],
+        std::slice::from_ref(&compose),
         &compose,
         &[
             ("an unknown service key", "    platform:", "    platfrom:"),

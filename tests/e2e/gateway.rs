@@ -325,8 +325,7 @@ fn a_service_cannot_open_another_services_bucket() {
 fn buckets_outside_the_allow_list_are_denied() {
     // user-service configured with another service's bucket only.
     let mut compose = stack();
-    compose["services"]["user-service"]["x-porto"]["buckets"] =
-        serde_yaml_ng::Value::Sequence(vec!["orders".into()]);
+    compose["services"]["user-service"]["environment"]["PORTO_BUCKETS"] = "orders".into();
     let porto = Porto::start_logging(&compose, &[]);
     let users = crate::harness::Client::new(porto.url("user-service"));
     let r = users.get("/users/1");

@@ -78,8 +78,7 @@ fn porto_runs_a_compose_file_of_image_references() {
         entry.insert("image".into(), format!("{service}:e2e").into());
     }
     for (service, bucket) in [("user-service", "users"), ("order-service", "orders")] {
-        compose["services"][service]["x-porto"]["buckets"] =
-            serde_yaml_ng::Value::Sequence(vec![bucket.into()]);
+        compose["services"][service]["environment"]["PORTO_BUCKETS"] = bucket.into();
     }
     let porto = Porto::start_with_flags(&compose, &["--images", store]);
     let api = porto.gateway();
@@ -102,14 +101,16 @@ fn an_unknown_image_is_a_clear_error() {
         .as_mapping_mut()
         .expect("service");
     entry.remove("build");
+    // The harness's prebuilt component would win over the image.
+    entry.remove("x-porto");
     // Nothing listens on port 1: the pull fails at once, on loopback.
     entry.insert(
         "image".into(),
         "127.0.0.1:1/nowhere/user-service:missing".into(),
     );
     entry.insert(
-        "x-porto".into(),
-        serde_yaml_ng::from_str("{buckets: [users]}").expect("yaml"),
+        "environment".into(),
+        serde_yaml_ng::from_str("{PORTO_BUCKETS: users}").expect("yaml"),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("compose.yaml");
@@ -236,8 +237,7 @@ fn push_pull_and_run_from_a_registry() {
         );
     }
     for (service, bucket) in [("user-service", "users"), ("order-service", "orders")] {
-        compose["services"][service]["x-porto"]["buckets"] =
-            serde_yaml_ng::Value::Sequence(vec![bucket.into()]);
+        compose["services"][service]["environment"]["PORTO_BUCKETS"] = bucket.into();
     }
     let fresh_store = dir.path().join("fresh");
     let porto = Porto::start_with_flags(

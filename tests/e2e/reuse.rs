@@ -116,7 +116,7 @@ fn output_is_attributed_to_each_request() {
 #[test]
 fn outbound_calls_are_attributed_to_each_request() {
     let mut compose = crate::harness::gateway_alone("http://127.0.0.1:9", &[]);
-    compose["services"]["api-gateway"]["x-porto"]["max_instance_reuse"] = 100.into();
+    compose["services"]["api-gateway"]["environment"]["PORTO_MAX_INSTANCE_REUSE"] = "100".into();
     let porto = Porto::start_logging(&compose, &[]);
     let api = porto.gateway();
     for id in ["outbound-a", "outbound-b"] {
@@ -148,7 +148,7 @@ fn outbound_calls_are_attributed_to_each_request() {
 fn the_stack_serves_the_same_api_with_reuse_on() {
     let mut compose = stack();
     for service in ["api-gateway", "user-service", "order-service"] {
-        compose["services"][service]["x-porto"]["max_instance_reuse"] = 64.into();
+        compose["services"][service]["environment"]["PORTO_MAX_INSTANCE_REUSE"] = "64".into();
     }
     let porto = Porto::start(&compose);
     let api = porto.gateway();

@@ -86,7 +86,7 @@ mod alone {
             text(&created)
         );
 
-        // The file as it was, the new service appended to `services:`.
+        // The file as it was, the new service appended to `services:`...
         let compose_after = std::fs::read_to_string(root.join("compose.yaml")).expect("read");
         let start = compose_after
             .find("\n  widgets:\n    build:\n      context: services/widgets\n")
@@ -101,6 +101,10 @@ mod alone {
             &compose_after[..start],
             &compose_after[start + 1 + block..]
         );
+        // ...and its store's volume to `volumes:`, for Docker.
+        let without = without
+            .strip_suffix("  widgets-data: {}\n")
+            .expect("the volume declared last");
         assert_eq!(without, compose_before, "every other byte kept");
 
         for (args, expected) in [

@@ -26,11 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use porto_host::container_env::{self as var, PREFIX};
-use porto_host::{Allocator, Limits, Reuse, ServiceConfig, TlsFiles};
+use porto_host::container_env::{self as var, PREFIX, ServiceVars, VarError};
+use porto_host::{Allocator, ServiceConfig, TlsFiles};
 use porto_kv::KvSpec;
 
 #[derive(Debug)]
@@ -48,13 +47,7 @@ pub struct Settings {
     pub unknown: Vec<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{variable}={value:?}: {why}")]
-pub struct SettingsError {
-    variable: String,
-    value: String,
-    why: String,
-}
+pub type SettingsError = VarError;
 
 impl Settings {
     /// Reads `KEY=VALUE` pairs (the container's environment); `file_name`
@@ -82,36 +75,17 @@ impl Settings {
             .filter(|n| !n.is_empty())
             .unwrap_or("service")
             .to_string();
-        let buckets: BTreeSet<String> = match get(var::BUCKETS) {
-            Some(list) => split_list(list).collect(),
+        let vars = ServiceVars::read(get)?;
+        let buckets: BTreeSet<String> = match &vars.buckets {
+            Some(list) => list.iter().cloned().collect(),
             None => BTreeSet::from([name.clone()]),
         };
-        let allowed_hosts: Vec<String> = match get(var::ALLOW_HOSTS) {
-            Some(list) => split_list(list).collect(),
-            None => vec![var::DEFAULT_ALLOW_HOSTS.to_string()],
-        };
-        for entry in &allowed_hosts {
-            porto_host::check_allow_host(entry).map_err(|why| {
-                invalid(
-                    var::ALLOW_HOSTS,
-                    get(var::ALLOW_HOSTS).unwrap_or_default(),
-                    &format!("{entry:?}: {why}"),
-                )
-            })?;
-        }
-        let limits = Limits::from_keys(
-            parsed(&porto, var::REQUEST_TIMEOUT_MS)?,
-            parsed(&porto, var::MAX_MEMORY_MIB)?,
-            parsed(&porto, var::MAX_CONCURRENCY)?,
-            parsed(&porto, var::MAX_BODY_BYTES)?,
-        );
-        let reuse = Reuse::from_keys(
-            parsed(&porto, var::MAX_INSTANCE_REUSE)?,
-            parsed(&porto, var::MAX_INSTANCE_CONCURRENCY)?,
-            parsed(&porto, var::REUSE_IDLE_TIMEOUT_MS)?,
-            parsed(&porto, var::REUSE_MAX_MEMORY_MIB)?,
-        );
-        let kv = parsed(&porto, var::KV)?.unwrap_or_default();
+        let allowed_hosts = vars
+            .allow_hosts
+            .clone()
+            .unwrap_or_else(|| vec![var::DEFAULT_ALLOW_HOSTS.to_string()]);
+        let (limits, reuse) = (vars.limits(), vars.reuse());
+        let kv = var::parsed(&get, var::KV)?.unwrap_or_default();
         let allocator = match get(var::ALLOCATOR).unwrap_or("auto") {
             "auto" => Allocator::Auto,
             "pooling" => Allocator::Pooling,
@@ -149,12 +123,13 @@ impl Settings {
                 limits,
                 reuse,
             },
-            listen: parsed(&porto, var::LISTEN)?
+            listen: var::parsed(&get, var::LISTEN)?
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], var::DEFAULT_LISTEN_PORT))),
             kv,
-            kv_pool_size: parsed(&porto, var::KV_POOL_SIZE)?.unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
+            kv_pool_size: var::parsed(&get, var::KV_POOL_SIZE)?
+                .unwrap_or(porto_kv::DEFAULT_POOL_SIZE),
             data_dir: get(var::DATA).unwrap_or(var::DEFAULT_DATA_DIR).into(),
-            drain: parsed(&porto, var::DRAIN_TIMEOUT)?
+            drain: var::parsed(&get, var::DRAIN_TIMEOUT)?
                 .map_or(var::DEFAULT_DRAIN_TIMEOUT, Duration::from_secs),
             log: get(var::LOG).unwrap_or(var::DEFAULT_LOG).to_string(),
             allocator,
@@ -169,42 +144,14 @@ impl Settings {
     }
 }
 
-fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
-    list.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_string)
-}
-
-fn parsed<T: FromStr>(
-    porto: &BTreeMap<String, String>,
-    name: &str,
-) -> Result<Option<T>, SettingsError>
-where
-    T::Err: std::fmt::Display,
-{
-    porto
-        .get(name)
-        .map(|value| {
-            value
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| invalid(name, value, &e.to_string()))
-        })
-        .transpose()
-}
-
 fn invalid(name: &str, value: &str, why: &str) -> SettingsError {
-    SettingsError {
-        variable: name.to_string(),
-        value: value.to_string(),
-        why: why.to_string(),
-    }
+    VarError::new(name, value, why)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use porto_host::{Limits, Reuse};
 
     fn env(pairs: &[&str]) -> Vec<String> {
         pairs.iter().map(|p| p.to_string()).collect()

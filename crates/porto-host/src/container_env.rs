@@ -5,6 +5,8 @@
 //! other `PORTO_*` variable in its log at start, so a misspelt setting is
 //! seen rather than silently missing.
 
+use std::num::NonZeroU32;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::policy::limits::Limits;
@@ -59,6 +61,145 @@ pub const ALL: &[&str] = &[
     TLS_CERT,
     TLS_KEY,
 ];
+
+/// The variables that configure a container's host process rather than
+/// its service: porto, which runs every service in one process, takes
+/// these from its own command line and `x-porto` instead, and passes over
+/// them in a Compose service's `environment`.
+pub const CONTAINER_ONLY: &[&str] = &[
+    SERVICE,
+    LISTEN,
+    KV,
+    KV_POOL_SIZE,
+    DATA,
+    DRAIN_TIMEOUT,
+    LOG,
+    ALLOCATOR,
+    TLS_CERT,
+    TLS_KEY,
+];
+
+/// A service's own settings, as its `PORTO_*` variables give them (each
+/// `None` when unset): what the shim reads from a container's environment
+/// and porto from a Compose service's `environment`, so one spelling in
+/// compose.yaml configures both alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceVars {
+    pub buckets: Option<Vec<String>>,
+    pub allow_hosts: Option<Vec<String>>,
+    pub request_timeout_ms: Option<u64>,
+    pub max_memory_mib: Option<u64>,
+    pub max_concurrency: Option<usize>,
+    pub max_body_bytes: Option<u64>,
+    pub max_instance_reuse: Option<NonZeroU32>,
+    pub max_instance_concurrency: Option<NonZeroU32>,
+    pub reuse_idle_timeout_ms: Option<u64>,
+    pub reuse_max_memory_mib: Option<u64>,
+}
+
+/// A `PORTO_*` variable whose value is no valid setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}={value:?}: {why}")]
+pub struct VarError {
+    pub variable: String,
+    pub value: String,
+    pub why: String,
+}
+
+impl VarError {
+    pub fn new(variable: &str, value: &str, why: &str) -> Self {
+        Self {
+            variable: variable.to_string(),
+            value: value.to_string(),
+            why: why.to_string(),
+        }
+    }
+}
+
+impl ServiceVars {
+    /// Reads the service's variables through `get` (a variable's value, if
+    /// set); lists are comma-separated, and every bucket and host entry is
+    /// checked as `x-porto`'s are.
+    pub fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, VarError> {
+        let list = |name: &str| get(name).map(|value| split_list(value).collect::<Vec<_>>());
+        let buckets = list(BUCKETS);
+        for bucket in buckets.iter().flatten() {
+            crate::check_bucket(bucket).map_err(|why| {
+                VarError::new(
+                    BUCKETS,
+                    get(BUCKETS).unwrap_or_default(),
+                    &format!("{bucket:?}: {why}"),
+                )
+            })?;
+        }
+        let allow_hosts = list(ALLOW_HOSTS);
+        for entry in allow_hosts.iter().flatten() {
+            crate::check_allow_host(entry).map_err(|why| {
+                VarError::new(
+                    ALLOW_HOSTS,
+                    get(ALLOW_HOSTS).unwrap_or_default(),
+                    &format!("{entry:?}: {why}"),
+                )
+            })?;
+        }
+        Ok(Self {
+            buckets,
+            allow_hosts,
+            request_timeout_ms: parsed(&get, REQUEST_TIMEOUT_MS)?,
+            max_memory_mib: parsed(&get, MAX_MEMORY_MIB)?,
+            max_concurrency: parsed(&get, MAX_CONCURRENCY)?,
+            max_body_bytes: parsed(&get, MAX_BODY_BYTES)?,
+            max_instance_reuse: parsed(&get, MAX_INSTANCE_REUSE)?,
+            max_instance_concurrency: parsed(&get, MAX_INSTANCE_CONCURRENCY)?,
+            reuse_idle_timeout_ms: parsed(&get, REUSE_IDLE_TIMEOUT_MS)?,
+            reuse_max_memory_mib: parsed(&get, REUSE_MAX_MEMORY_MIB)?,
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits::from_keys(
+            self.request_timeout_ms,
+            self.max_memory_mib,
+            self.max_concurrency,
+            self.max_body_bytes,
+        )
+    }
+
+    pub fn reuse(&self) -> Reuse {
+        Reuse::from_keys(
+            self.max_instance_reuse,
+            self.max_instance_concurrency,
+            self.reuse_idle_timeout_ms,
+            self.reuse_max_memory_mib,
+        )
+    }
+}
+
+/// A comma-separated list's items, trimmed, empty ones dropped.
+pub fn split_list(list: &str) -> impl Iterator<Item = String> + '_ {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+}
+
+/// Variable `name` through `get`, parsed as `T`, if set.
+pub fn parsed<'a, T: FromStr>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    name: &str,
+) -> Result<Option<T>, VarError>
+where
+    T::Err: std::fmt::Display,
+{
+    get(name)
+        .map(|value| {
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| VarError::new(name, value, &e.to_string()))
+        })
+        .transpose()
+}
 
 /// The port the shim serves on when `PORTO_LISTEN` is unset (on every
 /// address of the container's network namespace).

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use porto_host::container_env::{self, ServiceVars};
 use porto_host::{Allocator, Limits, Reuse, ServiceConfig, StackConfig, TlsFiles};
 use porto_kv::{KvBackend, KvSpec};
 
@@ -48,6 +49,9 @@ pub struct ServiceSpec {
     /// `x-porto.buckets` is given: the service keeps data in the store.
     pub keeps_state: bool,
     pub deploy: compose::Deploy,
+    /// `PORTO_*` variables of its `environment` only a container's host
+    /// reads (`PORTO_LISTEN`, `PORTO_KV`…), which porto passes over.
+    pub container_only: Vec<String>,
     /// Everything the host needs: environment, allow-lists (`depends_on`
     /// plus `x-porto.allow_services` / `allow_hosts`), buckets, limits.
     pub config: ServiceConfig,
@@ -240,7 +244,7 @@ fn service_spec(
     dir: &Path,
 ) -> anyhow::Result<ServiceSpec> {
     let ext = raw.porto;
-    let source = if let Some(path) = ext.component {
+    let source = if let Some(path) = ext.component.clone() {
         ComponentSource::File(dir.join(path))
     } else if let Some(build) = raw.build {
         let context = match build {
@@ -262,12 +266,21 @@ fn service_spec(
         );
     };
     let mut env = Vec::new();
+    let mut porto_vars = BTreeMap::new();
     for (key, value) in raw.environment.into_pairs() {
         // As in Compose, a bare name passes porto's own value through, or nothing.
-        if let Some(value) = value.or_else(|| std::env::var(&key).ok()) {
+        let Some(value) = value.or_else(|| std::env::var(&key).ok()) else {
+            continue;
+        };
+        // The shim's settings: porto's too, and never the guest's.
+        if key.starts_with(container_env::PREFIX) {
+            porto_vars.insert(key, value);
+        } else {
             env.push((key, value));
         }
     }
+    let (vars, container_only) = porto_settings(&porto_vars)?;
+    let ext = with_vars(ext, vars)?;
     let ports = raw
         .ports
         .iter()
@@ -316,6 +329,7 @@ fn service_spec(
         depends_on: depends_on.to_vec(),
         keeps_state,
         deploy: raw.deploy,
+        container_only,
         config: ServiceConfig {
             name: name.to_string(),
             env,
@@ -330,6 +344,112 @@ fn service_spec(
             }),
         },
     })
+}
+
+/// A service's `PORTO_*` variables: its settings, and the names of those
+/// only a container's host reads. A name porto's shim does not know is an
+/// error, as a misspelt `x-porto` key is.
+fn porto_settings(vars: &BTreeMap<String, String>) -> anyhow::Result<(ServiceVars, Vec<String>)> {
+    for name in vars.keys() {
+        if !container_env::ALL.contains(&name.as_str()) {
+            bail!(
+                "environment: {name} is no porto setting (porto and its containerd shim read {})",
+                container_env::ALL.join(", ")
+            );
+        }
+    }
+    let settings = ServiceVars::read(|name| vars.get(name).map(String::as_str))
+        .map_err(|e| anyhow::anyhow!("environment: {e}"))?;
+    let container_only = vars
+        .keys()
+        .filter(|name| container_env::CONTAINER_ONLY.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    Ok((settings, container_only))
+}
+
+/// `ext` with the settings `vars` give; one given both ways is an error
+/// (which would win is nothing a reader of the file should have to know).
+fn with_vars(
+    mut ext: compose::ServiceExtension,
+    vars: ServiceVars,
+) -> anyhow::Result<compose::ServiceExtension> {
+    fn once<T>(
+        key: &str,
+        variable: &str,
+        ext: &mut Option<T>,
+        var: Option<T>,
+    ) -> anyhow::Result<()> {
+        match (ext.is_some(), var) {
+            (true, Some(_)) => bail!(
+                "x-porto.{key} and environment {variable} both set it: keep {variable}, which porto's containerd shim reads too"
+            ),
+            (false, Some(value)) => *ext = Some(value),
+            (_, None) => {}
+        }
+        Ok(())
+    }
+    use container_env as var;
+    once("buckets", var::BUCKETS, &mut ext.buckets, vars.buckets)?;
+    if let Some(hosts) = vars.allow_hosts {
+        if !ext.allow_hosts.is_empty() {
+            bail!(
+                "x-porto.allow_hosts and environment {} both set it: keep {}, which porto's containerd shim reads too",
+                var::ALLOW_HOSTS,
+                var::ALLOW_HOSTS
+            );
+        }
+        ext.allow_hosts = hosts;
+    }
+    once(
+        "request_timeout_ms",
+        var::REQUEST_TIMEOUT_MS,
+        &mut ext.request_timeout_ms,
+        vars.request_timeout_ms,
+    )?;
+    once(
+        "max_memory_mib",
+        var::MAX_MEMORY_MIB,
+        &mut ext.max_memory_mib,
+        vars.max_memory_mib,
+    )?;
+    once(
+        "max_concurrency",
+        var::MAX_CONCURRENCY,
+        &mut ext.max_concurrency,
+        vars.max_concurrency,
+    )?;
+    once(
+        "max_body_bytes",
+        var::MAX_BODY_BYTES,
+        &mut ext.max_body_bytes,
+        vars.max_body_bytes,
+    )?;
+    once(
+        "max_instance_reuse",
+        var::MAX_INSTANCE_REUSE,
+        &mut ext.max_instance_reuse,
+        vars.max_instance_reuse,
+    )?;
+    once(
+        "max_instance_concurrency",
+        var::MAX_INSTANCE_CONCURRENCY,
+        &mut ext.max_instance_concurrency,
+        vars.max_instance_concurrency,
+    )?;
+    once(
+        "reuse_idle_timeout_ms",
+        var::REUSE_IDLE_TIMEOUT_MS,
+        &mut ext.reuse_idle_timeout_ms,
+        vars.reuse_idle_timeout_ms,
+    )?;
+    once(
+        "reuse_max_memory_mib",
+        var::REUSE_MAX_MEMORY_MIB,
+        &mut ext.reuse_max_memory_mib,
+        vars.reuse_max_memory_mib,
+    )?;
+    Ok(ext)
 }
 
 /// Host ports every service of `file` publishes, porto's or not; entries
@@ -474,6 +594,64 @@ mod tests {
 
     fn app(yaml: &str) -> anyhow::Result<App> {
         App::from_compose(compose::parse(yaml)?, Path::new("/app"))
+    }
+
+    /// The shim's spelling in `environment` configures porto alike, and
+    /// never reaches the guest.
+    #[test]
+    fn porto_variables_in_environment_are_settings_not_guest_environment() {
+        let a = app("services:\n  a:\n    platform: wasi/wasm\n    build: a\n    environment:\n      PORTO_BUCKETS: users, audit\n      PORTO_MAX_INSTANCE_REUSE: '128'\n      PORTO_REQUEST_TIMEOUT_MS: 1500\n      PORTO_ALLOW_HOSTS: api.example.com\n      PORTO_LISTEN: 0.0.0.0:80\n      GREETING: hi\n").expect("valid");
+        let spec = &a.services[0];
+        assert_eq!(
+            spec.config.env,
+            vec![("GREETING".to_string(), "hi".to_string())]
+        );
+        assert_eq!(
+            spec.config.buckets,
+            BTreeSet::from(["audit".to_string(), "users".to_string()])
+        );
+        assert!(spec.keeps_state);
+        assert_eq!(
+            spec.config.reuse,
+            Reuse::from_keys(NonZeroU32::new(128), None, None, None)
+        );
+        assert_eq!(
+            spec.config.limits,
+            Limits::from_keys(Some(1500), None, None, None)
+        );
+        assert_eq!(spec.config.allowed_hosts, vec!["api.example.com"]);
+        assert_eq!(spec.container_only, vec!["PORTO_LISTEN"]);
+    }
+
+    #[test]
+    fn a_porto_variable_that_is_no_setting_or_set_twice_is_an_error() {
+        let service = |lines: &str| {
+            format!("services:\n  a:\n    platform: wasi/wasm\n    build: a\n{lines}")
+        };
+        let err = app(&service(
+            "    environment:\n      PORTO_MAX_INSTANCE_REUS: '128'\n",
+        ))
+        .expect_err("misspelt");
+        assert!(
+            format!("{err:#}").contains("PORTO_MAX_INSTANCE_REUS is no porto setting"),
+            "{err:#}"
+        );
+        let err = app(&service(
+            "    environment:\n      PORTO_MAX_CONCURRENCY: lots\n",
+        ))
+        .expect_err("bad value");
+        assert!(
+            format!("{err:#}").contains("PORTO_MAX_CONCURRENCY=\"lots\""),
+            "{err:#}"
+        );
+        let err = app(&service(
+            "    environment:\n      PORTO_BUCKETS: users\n    x-porto:\n      buckets: [users]\n",
+        ))
+        .expect_err("twice");
+        assert!(
+            format!("{err:#}").contains("x-porto.buckets and environment PORTO_BUCKETS"),
+            "{err:#}"
+        );
     }
 
     const STACK: &str = r#"

@@ -308,6 +308,15 @@ fn print_services(
         );
         published.insert(spec.name().to_string(), urls);
     }
+    for spec in &app.services {
+        if !spec.container_only.is_empty() {
+            println!(
+                "  {:<16} {} configure its container (porto's shim), not porto",
+                spec.name(),
+                spec.container_only.join(", ")
+            );
+        }
+    }
     for other in &app.others {
         let profile = if other.profiles.is_empty() {
             String::new()

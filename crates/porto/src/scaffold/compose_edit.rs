@@ -19,6 +19,21 @@ pub struct ServiceBlock {
 
 /// `text` with `block` appended to its `services:` mapping.
 pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
+    add_entry(text, "services", block)
+}
+
+/// `text` with a named volume declared under its top-level `volumes:`
+/// (Compose creates it on first use).
+pub fn add_volume(text: &str, name: &str) -> anyhow::Result<String> {
+    let block = ServiceBlock {
+        name: name.to_string(),
+        lines: Vec::new(),
+    };
+    add_entry(text, "volumes", &block)
+}
+
+/// `text` with `block` appended to its top-level `key:` mapping.
+fn add_entry(text: &str, key: &str, block: &ServiceBlock) -> anyhow::Result<String> {
     let before: Value = serde_yaml_ng::from_str(text).context("parsing the Compose file")?;
     let empty = Mapping::new();
     let root = match &before {
@@ -26,15 +41,15 @@ pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
         Value::Null => &empty,
         _ => bail!("the Compose file is not a mapping of top-level keys"),
     };
-    let services = root.get("services");
-    if services.and_then(|s| s.get(&block.name)).is_some() {
-        bail!("a service named {:?} already exists", block.name);
+    let entries = root.get(key);
+    if entries.and_then(|s| s.get(&block.name)).is_some() {
+        bail!("`{key}` already has an entry named {:?}", block.name);
     }
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let edited = match services {
-        Some(Value::Mapping(m)) if !m.is_empty() => insert_into_services(&lines, block)?,
-        None | Some(Value::Null | Value::Mapping(_)) => start_services(text, &lines, block),
-        Some(_) => bail!("`services` is not a mapping"),
+    let edited = match entries {
+        Some(Value::Mapping(m)) if !m.is_empty() => insert_into(&lines, key, block)?,
+        None | Some(Value::Null | Value::Mapping(_)) => start(text, &lines, key, block),
+        Some(_) => bail!("`{key}` is not a mapping"),
     };
     // A file written with CRLF line ends keeps them.
     let edited = if text.contains("\r\n") {
@@ -42,19 +57,20 @@ pub fn add_service(text: &str, block: &ServiceBlock) -> anyhow::Result<String> {
     } else {
         edited
     };
-    verify(&before, &edited, &block.name)?;
+    verify(&before, &edited, key, &block.name)?;
     Ok(edited)
 }
 
-/// A `services:` that holds nothing (no value, or `{}`: the one flow form
+/// A `key:` that holds nothing (no value, or `{}`: the one flow form
 /// porto rewrites) gets the block below it, the line's comment kept; a
 /// file without the key gets it appended.
-fn start_services(text: &str, lines: &[&str], block: &ServiceBlock) -> String {
+fn start(text: &str, lines: &[&str], key: &str, block: &ServiceBlock) -> String {
     let mut out = String::new();
-    if let Ok(at) = services_line(lines) {
-        let rest = lines[at]["services:".len()..].replacen("{}", "", 1);
+    let heading = format!("{key}:");
+    if let Ok(at) = key_line(lines, key) {
+        let rest = lines[at][heading.len()..].replacen("{}", "", 1);
         out.push_str(&lines[..at].concat());
-        out.push_str("services:");
+        out.push_str(&heading);
         out.push_str(rest.trim_end());
         out.push('\n');
         out.push_str(&render(block, 2));
@@ -68,27 +84,29 @@ fn start_services(text: &str, lines: &[&str], block: &ServiceBlock) -> String {
         }
         out.push('\n');
     }
-    out.push_str("services:\n");
+    out.push_str(&heading);
+    out.push('\n');
     out.push_str(&render(block, 2));
     out
 }
 
-/// The line index of the top-level `services:` key.
-fn services_line(lines: &[&str]) -> anyhow::Result<usize> {
+/// The line index of the top-level `key:`.
+fn key_line(lines: &[&str], key: &str) -> anyhow::Result<usize> {
+    let heading = format!("{key}:");
     lines
         .iter()
         .position(|l| {
-            l.strip_prefix("services:").is_some_and(|rest| {
+            l.strip_prefix(heading.as_str()).is_some_and(|rest| {
                 let rest = rest.trim_start();
                 let rest = rest.strip_prefix("{}").unwrap_or(rest).trim();
                 rest.is_empty() || rest.starts_with('#')
             })
         })
-        .context("cannot find a top-level `services:` line to extend")
+        .with_context(|| format!("cannot find a top-level `{key}:` line to extend"))
 }
 
-fn insert_into_services(lines: &[&str], block: &ServiceBlock) -> anyhow::Result<String> {
-    let start = services_line(lines)?;
+fn insert_into(lines: &[&str], key: &str, block: &ServiceBlock) -> anyhow::Result<String> {
+    let start = key_line(lines, key)?;
     let is_top_level = |l: &str| {
         let t = l.trim_end();
         !t.is_empty() && !t.starts_with([' ', '\t', '#'])
@@ -102,7 +120,7 @@ fn insert_into_services(lines: &[&str], block: &ServiceBlock) -> anyhow::Result<
     let last = (start + 1..end)
         .rev()
         .find(|&i| lines[i].starts_with([' ', '\t']) && !lines[i].trim().is_empty())
-        .context("`services:` has no indented entries to follow")?;
+        .with_context(|| format!("`{key}:` has no indented entries to follow"))?;
     let unit = lines[start + 1..end]
         .iter()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -113,7 +131,10 @@ fn insert_into_services(lines: &[&str], block: &ServiceBlock) -> anyhow::Result<
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out.push('\n');
+    // A service is a block of its own; a volume one line among others.
+    if !block.lines.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&render(block, unit));
     out.push_str(&lines[last + 1..].concat());
     Ok(out)
@@ -121,6 +142,9 @@ fn insert_into_services(lines: &[&str], block: &ServiceBlock) -> anyhow::Result<
 
 /// The block at the file's indentation unit.
 fn render(block: &ServiceBlock, unit: usize) -> String {
+    if block.lines.is_empty() {
+        return format!("{}{}: {{}}\n", " ".repeat(unit), block.name);
+    }
     let mut out = format!("{}{}:\n", " ".repeat(unit), block.name);
     for line in &block.lines {
         let depth = (line.len() - line.trim_start_matches(' ').len()) / 2;
@@ -131,13 +155,14 @@ fn render(block: &ServiceBlock, unit: usize) -> String {
     out
 }
 
-/// The edited file must be the old document plus the new service, last.
-fn verify(before: &Value, edited: &str, name: &str) -> anyhow::Result<()> {
+/// The edited file must be the old document plus the new entry of `key`,
+/// last.
+fn verify(before: &Value, edited: &str, key: &str, name: &str) -> anyhow::Result<()> {
     let after: Value = serde_yaml_ng::from_str(edited)
         .context("porto's edit of the Compose file does not parse; the file was not changed")?;
     let strip = |doc: &Value| -> (Mapping, Mapping) {
         let mut root = doc.as_mapping().cloned().unwrap_or_default();
-        let services = match root.remove("services") {
+        let services = match root.remove(key) {
             Some(Value::Mapping(m)) => m,
             _ => Mapping::new(),
         };

@@ -166,9 +166,14 @@ pub fn create(compose_path: &Path, request: &Request) -> anyhow::Result<Created>
     let bucket = request.stateful.then(|| name.to_string());
     let files = crate_files(name, bucket.as_deref(), request.grpc);
     let new_workspace = workspace_edit::add_member(&workspace_text, &member)?;
-    let block = service_block(&document, name, port, bucket.as_deref());
-    let new_compose = compose_edit::add_service(&compose_text, &block)
+    let workspace = workspace_from(&compose_dir, &root)?;
+    let block = service_block(&document, name, port, bucket.as_deref(), &workspace);
+    let mut new_compose = compose_edit::add_service(&compose_text, &block)
         .with_context(|| format!("editing {}", compose_path.display()))?;
+    if bucket.is_some() {
+        new_compose = compose_edit::add_volume(&new_compose, &data_volume(name))
+            .with_context(|| format!("editing {}", compose_path.display()))?;
+    }
 
     let written = write_crate(&crate_dir, &files)?;
     let replaced = replace(&workspace_manifest, &new_workspace).and_then(|()| {
@@ -198,22 +203,36 @@ fn next_free_port(taken: &BTreeSet<u16>) -> anyhow::Result<u16> {
         .context("no free port above the file's highest; choose one with --port")
 }
 
-/// The Compose entry, alike to the file's other wasi/wasm services: the
-/// same `runtime` and `networks` as the first of them.
-fn service_block(document: &Value, name: &str, port: u16, bucket: Option<&str>) -> ServiceBlock {
+/// The Compose entry, for porto and for Docker with porto's shim alike:
+/// the shim's runtime, the Dockerfile's workspace context, the bucket and
+/// a volume for its store when it keeps state, and the same `networks` as
+/// the file's other wasi/wasm services.
+fn service_block(
+    document: &Value,
+    name: &str,
+    port: u16,
+    bucket: Option<&str>,
+    workspace: &str,
+) -> ServiceBlock {
     let sibling = document["services"]
         .as_mapping()
         .and_then(|s| s.values().find(|v| v["platform"] == "wasi/wasm"));
     let mut lines = vec![
         "build:".to_string(),
         format!("  context: services/{name}"),
+        "  additional_contexts:".to_string(),
+        format!("    workspace: {workspace}"),
         "platform: wasi/wasm".to_string(),
+        format!("runtime: {SHIM_RUNTIME}"),
+        "ports:".to_string(),
+        format!("  - \"{port}:80\""),
     ];
-    if let Some(runtime) = sibling.and_then(|s| s["runtime"].as_str()) {
-        lines.push(format!("runtime: {runtime}"));
+    if let Some(bucket) = bucket {
+        lines.push("environment:".to_string());
+        lines.push(format!("  PORTO_BUCKETS: {bucket}"));
+        lines.push("volumes:".to_string());
+        lines.push(format!("  - {}:/data", data_volume(name)));
     }
-    lines.push("ports:".to_string());
-    lines.push(format!("  - \"{port}:80\""));
     let networks: Vec<&str> = sibling
         .and_then(|s| s["networks"].as_sequence())
         .map(|n| n.iter().filter_map(Value::as_str).collect())
@@ -221,14 +240,32 @@ fn service_block(document: &Value, name: &str, port: u16, bucket: Option<&str>) 
     if !networks.is_empty() {
         lines.push(format!("networks: [{}]", networks.join(", ")));
     }
-    if let Some(bucket) = bucket {
-        lines.push("x-porto:".to_string());
-        lines.push(format!("  buckets: [{bucket}]"));
-    }
     ServiceBlock {
         name: name.to_string(),
         lines,
     }
+}
+
+/// The runtime Docker and containerd run porto's components with.
+const SHIM_RUNTIME: &str = "io.containerd.porto.v1";
+
+/// The named volume a stateful service keeps its store on in a container.
+fn data_volume(name: &str) -> String {
+    format!("{name}-data")
+}
+
+/// The workspace root as the Compose file names paths: relative to the
+/// file's directory (`.` when they are one).
+fn workspace_from(compose_dir: &Path, root: &Path) -> anyhow::Result<String> {
+    let below = compose_dir
+        .strip_prefix(root)
+        .context("the Compose file's directory is outside the workspace")?;
+    let depth = below.components().count();
+    Ok(if depth == 0 {
+        ".".to_string()
+    } else {
+        vec![".."; depth].join("/")
+    })
 }
 
 /// The crate's files, relative to its directory, with their text.
@@ -290,6 +327,10 @@ fn crate_files(name: &str, bucket: Option<&str>, grpc: bool) -> Vec<(String, Str
             fill(include_str!("../../templates/service/domain.rs.tmpl")),
         ),
         ("src/lib.rs".to_string(), lib),
+        (
+            "Dockerfile".to_string(),
+            fill(include_str!("../../templates/service/Dockerfile.tmpl")),
+        ),
     ];
     if bucket.is_some() {
         files.push((

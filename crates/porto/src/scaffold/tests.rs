@@ -67,7 +67,13 @@ fn a_stateful_service_gets_its_crate_member_entry_and_bucket() {
     let created = create(&compose, &request("widgets", true, None)).expect("created");
     assert_eq!(created.port, 8081, "after the highest published port");
     let crate_dir = dir.path().join("services/widgets");
-    for file in ["Cargo.toml", "src/lib.rs", "src/domain.rs", "src/store.rs"] {
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "src/domain.rs",
+        "src/store.rs",
+        "Dockerfile",
+    ] {
         assert!(crate_dir.join(file).is_file(), "{file}");
     }
     let lib = std::fs::read_to_string(crate_dir.join("src/store.rs")).expect("read");
@@ -85,9 +91,27 @@ fn a_stateful_service_gets_its_crate_member_entry_and_bucket() {
     assert_eq!(widgets["runtime"], "io.containerd.porto.v1");
     assert_eq!(widgets["ports"][0], "8081:80");
     assert_eq!(widgets["networks"][0], "back");
-    assert_eq!(widgets["x-porto"]["buckets"][0], "widgets");
+    // Settings in the shim's spelling, a volume for the store, the
+    // workspace for the Dockerfile: the entry runs under Docker too.
+    assert_eq!(widgets["environment"]["PORTO_BUCKETS"], "widgets");
+    assert_eq!(widgets["volumes"][0], "widgets-data:/data");
+    assert!(doc["volumes"]["widgets-data"].is_mapping());
+    assert!(text.ends_with("volumes:\n  widgets-data: {}\n"), "{text}");
+    assert_eq!(widgets["build"]["additional_contexts"]["workspace"], ".");
+    let dockerfile = std::fs::read_to_string(crate_dir.join("Dockerfile")).expect("read");
+    assert!(
+        dockerfile.contains("-p widgets\n")
+            && dockerfile.contains("release/widgets.wasm /widgets.wasm")
+    );
+    assert!(!dockerfile.contains("{{"), "every placeholder filled");
     let app = crate::app::App::load(&[compose]).expect("porto reads the result");
-    assert!(app.service("widgets").is_some_and(|s| s.keeps_state));
+    let spec = app.service("widgets").expect("served");
+    assert!(spec.keeps_state);
+    assert!(spec.config.buckets.contains("widgets"));
+    assert!(
+        spec.config.env.is_empty(),
+        "PORTO_BUCKETS is no guest variable"
+    );
     let workspace = std::fs::read_to_string(dir.path().join("Cargo.toml")).expect("read");
     assert!(workspace.contains("    \"services/gateway\",\n    \"services/widgets\",\n"));
 }
@@ -103,6 +127,11 @@ fn a_stateless_service_has_no_bucket_or_store() {
         serde_yaml_ng::from_str(&std::fs::read_to_string(&compose).expect("read")).expect("yaml");
     assert_eq!(doc["services"]["greeter"]["ports"][0], "9000:80");
     assert!(doc["services"]["greeter"]["x-porto"].is_null());
+    assert!(doc["services"]["greeter"]["volumes"].is_null());
+    assert!(
+        doc["volumes"].is_null(),
+        "no volume for a service without state"
+    );
 }
 
 #[test]
