@@ -214,6 +214,11 @@ mod tests {
     use super::*;
     use http::Method;
 
+    #[test]
+    fn one_body_limit_holds_for_rest_and_grpc() {
+        assert_eq!(MAX_BODY_BYTES, crate::grpc::MAX_MESSAGE_BYTES);
+    }
+
     fn block_on<F: Future>(f: F) -> F::Output {
         // The handlers under test never await anything pending.
         let waker = std::task::Waker::noop();
