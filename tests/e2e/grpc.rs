@@ -8,27 +8,20 @@ use std::process::Command;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::harness::{Porto, certificate, h2_exchange, port_of, repo_root, stack};
+use crate::harness::{
+    Porto, certificate, h2_exchange, port_of, repo_root, stack, succeeded, tls_setting,
+};
 
 /// tests/grpc/walk against `target` (host:port): each call's answer or
 /// status, by name.
 pub fn walk(target: &str, extra: &[&str]) -> Value {
-    let output = Command::new(repo_root().join("tests/grpc/walk"))
-        .arg(target)
-        .args(extra)
-        .output()
-        .expect("run tests/grpc/walk");
-    assert!(
-        output.status.success(),
-        "walk {target}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    let printed = succeeded(
+        Command::new(repo_root().join("tests/grpc/walk"))
+            .arg(target)
+            .args(extra),
     );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "walk printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    serde_json::from_str(&printed)
+        .unwrap_or_else(|e| panic!("walk printed no JSON ({e}): {printed}"))
 }
 
 fn code(walked: &Value, call: &str) -> String {
@@ -131,12 +124,8 @@ fn grpcio_calls_every_method_directly_through_the_gateway_and_over_tls() {
     let certs = tempfile::tempdir().expect("tempdir");
     certificate(certs.path(), "gateway");
     let mut compose = stack();
-    compose["services"]["api-gateway"]["x-porto"]["tls"] = serde_yaml_ng::from_str(&format!(
-        "{{cert: '{}', key: '{}'}}",
-        certs.path().join("gateway.pem").display(),
-        certs.path().join("gateway.key").display()
-    ))
-    .expect("tls");
+    compose["services"]["api-gateway"]["x-porto"]["tls"] =
+        serde_yaml_ng::from_str(&tls_setting(certs.path(), "gateway")).expect("tls");
     let secure = Porto::start(&compose);
     let gateway = secure.url("api-gateway");
     let ca = certs.path().join("ca.pem");

@@ -752,6 +752,16 @@ pub fn certificate(dir: &Path, name: &str) {
     ]);
 }
 
+/// `x-porto.tls` (YAML flow text) for the certificate [`certificate`]
+/// made as `name` in `dir`.
+pub fn tls_setting(dir: &Path, name: &str) -> String {
+    format!(
+        "{{cert: '{}', key: '{}'}}",
+        dir.join(format!("{name}.pem")).display(),
+        dir.join(format!("{name}.key")).display()
+    )
+}
+
 /// The port of a listener's URL.
 pub fn port_of(url: &str) -> &str {
     url.rsplit(':').next().expect("port")

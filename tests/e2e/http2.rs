@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 
-use crate::harness::{Client, Porto, certificate, fixtures_compose, port_of, raw_exchange, value};
+use crate::harness::{
+    Client, Porto, certificate, fixtures_compose, port_of, raw_exchange, tls_setting, value,
+};
 
 /// `curl -s` with `args`, answering its status line's protocol, status
 /// and body (`-w` puts them after the body).
@@ -399,11 +401,7 @@ fn an_http2_request_in_flight_finishes_during_the_drain() {
 fn tls_terminates_with_alpn_and_reloads_its_certificate() {
     let certs = tempfile::tempdir().expect("tempdir");
     certificate(certs.path(), "first");
-    let extra = format!(
-        ", tls: {{cert: '{}', key: '{}'}}",
-        certs.path().join("first.pem").display(),
-        certs.path().join("first.key").display()
-    );
+    let extra = format!(", tls: {}", tls_setting(certs.path(), "first"));
     let porto = Porto::start(&fixtures_compose(&[("hello", "hello", &extra)]));
     let url = porto.url("hello");
     assert!(url.starts_with("https://"), "{url}");

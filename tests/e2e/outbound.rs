@@ -4,7 +4,7 @@
 //! checked against the CAs `SSL_CERT_FILE` names. The upstream is another
 //! porto, whose metrics say which protocol reached it.
 
-use crate::harness::{Porto, certificate, gateway_alone, port_of, stack, value};
+use crate::harness::{Porto, certificate, gateway_alone, port_of, stack, tls_setting, value};
 
 /// Connections user-service's listener took, by protocol and TLS (none
 /// before the first: the series starts then).
@@ -58,12 +58,8 @@ fn https_calls_negotiate_h2_and_trust_the_cas_ssl_cert_file_names() {
     let certs = tempfile::tempdir().expect("tempdir");
     certificate(certs.path(), "users");
     let mut compose = stack();
-    compose["services"]["user-service"]["x-porto"]["tls"] = serde_yaml_ng::from_str(&format!(
-        "{{cert: '{}', key: '{}'}}",
-        certs.path().join("users.pem").display(),
-        certs.path().join("users.key").display()
-    ))
-    .expect("tls");
+    compose["services"]["user-service"]["x-porto"]["tls"] =
+        serde_yaml_ng::from_str(&tls_setting(certs.path(), "users")).expect("tls");
     let upstream = Porto::start(&compose);
     let port = port_of(upstream.url("user-service")).to_string();
     let url = format!("https://localhost:{port}");

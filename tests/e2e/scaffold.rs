@@ -9,7 +9,7 @@ use std::process::Output;
 use serde_json::json;
 
 use crate::harness::{
-    Client, PORTO, Porto, command_as_from_the_shell, free_port, port_of, repo_root,
+    Client, PORTO, Porto, command_as_from_the_shell, free_port, port_of, repo_root, succeeded,
 };
 
 /// The repository's sources (not its build output or local state) in a
@@ -243,17 +243,16 @@ mod alone {
         // Its gRPC API, from its own .proto, with grpcio.
         let proto = root.join("services/widgets/proto");
         let call = |method: &str, body: serde_json::Value| -> serde_json::Value {
-            let output = std::process::Command::new(repo_root().join("tests/grpc/walk"))
-                .args(["--script", "call"])
-                .arg(&proto)
-                .arg("widgets/v1/widgets.proto")
-                .arg(format!("127.0.0.1:{}", port_of(porto.url("widgets"))))
-                .arg(format!("widgets.v1.Widgets/{method}"))
-                .arg(body.to_string())
-                .output()
-                .expect("run tests/grpc/walk");
-            assert!(output.status.success(), "{}", text(&output));
-            serde_json::from_slice(&output.stdout).expect("JSON")
+            let printed = succeeded(
+                std::process::Command::new(repo_root().join("tests/grpc/walk"))
+                    .args(["--script", "call"])
+                    .arg(&proto)
+                    .arg("widgets/v1/widgets.proto")
+                    .arg(format!("127.0.0.1:{}", port_of(porto.url("widgets"))))
+                    .arg(format!("widgets.v1.Widgets/{method}"))
+                    .arg(body.to_string()),
+            );
+            serde_json::from_str(&printed).expect("JSON")
         };
         let made = call("CreateItem", json!({"name": " Grace "}));
         assert_eq!(made["ok"]["name"], "Grace", "{made}");

@@ -91,7 +91,7 @@ impl Settings {
             "pooling" => Allocator::Pooling,
             "on-demand" => Allocator::OnDemand,
             other => {
-                return Err(invalid(
+                return Err(VarError::new(
                     var::ALLOCATOR,
                     other,
                     "use auto, pooling or on-demand",
@@ -105,10 +105,14 @@ impl Settings {
                 key: key.into(),
             }),
             (Some(cert), None) => {
-                return Err(invalid(var::TLS_CERT, cert, "needs PORTO_TLS_KEY too"));
+                return Err(VarError::new(
+                    var::TLS_CERT,
+                    cert,
+                    "needs PORTO_TLS_KEY too",
+                ));
             }
             (None, Some(key)) => {
-                return Err(invalid(var::TLS_KEY, key, "needs PORTO_TLS_CERT too"));
+                return Err(VarError::new(var::TLS_KEY, key, "needs PORTO_TLS_CERT too"));
             }
         };
         Ok(Self {
@@ -142,10 +146,6 @@ impl Settings {
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("compiled")
     }
-}
-
-fn invalid(name: &str, value: &str, why: &str) -> SettingsError {
-    VarError::new(name, value, why)
 }
 
 #[cfg(test)]

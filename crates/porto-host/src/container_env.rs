@@ -121,30 +121,24 @@ impl ServiceVars {
     /// set); lists are comma-separated, and every bucket and host entry is
     /// checked as `x-porto`'s are.
     pub fn read<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<Self, VarError> {
-        let list = |name: &str| get(name).map(|value| split_list(value).collect::<Vec<_>>());
-        let buckets = list(BUCKETS);
-        for bucket in buckets.iter().flatten() {
-            crate::check_bucket(bucket).map_err(|why| {
-                VarError::new(
-                    BUCKETS,
-                    get(BUCKETS).unwrap_or_default(),
-                    &format!("{bucket:?}: {why}"),
-                )
-            })?;
-        }
-        let allow_hosts = list(ALLOW_HOSTS);
-        for entry in allow_hosts.iter().flatten() {
-            crate::check_allow_host(entry).map_err(|why| {
-                VarError::new(
-                    ALLOW_HOSTS,
-                    get(ALLOW_HOSTS).unwrap_or_default(),
-                    &format!("{entry:?}: {why}"),
-                )
-            })?;
-        }
+        // A list, each item passing `check`, or the item that does not.
+        let checked_list = |name: &str, check: fn(&str) -> Result<(), String>| {
+            get(name)
+                .map(|value| {
+                    split_list(value)
+                        .map(|item| match check(&item) {
+                            Ok(()) => Ok(item),
+                            Err(why) => {
+                                Err(VarError::new(name, value, &format!("{item:?}: {why}")))
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()
+        };
         Ok(Self {
-            buckets,
-            allow_hosts,
+            buckets: checked_list(BUCKETS, crate::check_bucket)?,
+            allow_hosts: checked_list(ALLOW_HOSTS, crate::check_allow_host)?,
             request_timeout_ms: parsed(&get, REQUEST_TIMEOUT_MS)?,
             max_memory_mib: parsed(&get, MAX_MEMORY_MIB)?,
             max_concurrency: parsed(&get, MAX_CONCURRENCY)?,

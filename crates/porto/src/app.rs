@@ -279,6 +279,15 @@ fn service_spec(
             env.push((key, value));
         }
     }
+    // x-porto's own entries; the variables' were checked when read.
+    for bucket in ext.buckets.iter().flatten() {
+        porto_host::check_bucket(bucket)
+            .map_err(|why| anyhow::anyhow!("x-porto.buckets: {bucket:?}: {why}"))?;
+    }
+    for entry in &ext.allow_hosts {
+        porto_host::check_allow_host(entry)
+            .map_err(|why| anyhow::anyhow!("x-porto.allow_hosts: {entry:?}: {why}"))?;
+    }
     let (vars, container_only) = porto_settings(&porto_vars)?;
     let ext = with_vars(ext, vars)?;
     let ports = raw
@@ -294,10 +303,6 @@ fn service_spec(
         .collect::<anyhow::Result<Vec<_>>>()?;
     container_ports.sort_unstable();
     container_ports.dedup();
-    for bucket in ext.buckets.iter().flatten() {
-        porto_host::check_bucket(bucket)
-            .map_err(|why| anyhow::anyhow!("x-porto.buckets: {bucket:?}: {why}"))?;
-    }
     let keeps_state = ext.buckets.as_ref().is_some_and(|b| !b.is_empty());
     let mut allowed_services: BTreeSet<String> = depends_on.iter().cloned().collect();
     allowed_services.extend(ext.allow_services);
@@ -306,10 +311,6 @@ fn service_spec(
         .unwrap_or_else(|| vec![name.to_string()])
         .into_iter()
         .collect();
-    for entry in &ext.allow_hosts {
-        porto_host::check_allow_host(entry)
-            .map_err(|why| anyhow::anyhow!("x-porto.allow_hosts: {entry:?}: {why}"))?;
-    }
     let limits = Limits::from_keys(
         ext.request_timeout_ms,
         ext.max_memory_mib,
@@ -391,16 +392,15 @@ fn with_vars(
     }
     use container_env as var;
     once("buckets", var::BUCKETS, &mut ext.buckets, vars.buckets)?;
-    if let Some(hosts) = vars.allow_hosts {
-        if !ext.allow_hosts.is_empty() {
-            bail!(
-                "x-porto.allow_hosts and environment {} both set it: keep {}, which porto's containerd shim reads too",
-                var::ALLOW_HOSTS,
-                var::ALLOW_HOSTS
-            );
-        }
-        ext.allow_hosts = hosts;
-    }
+    // An empty `allow_hosts` list is x-porto's "unset".
+    let mut hosts = (!ext.allow_hosts.is_empty()).then(|| std::mem::take(&mut ext.allow_hosts));
+    once(
+        "allow_hosts",
+        var::ALLOW_HOSTS,
+        &mut hosts,
+        vars.allow_hosts,
+    )?;
+    ext.allow_hosts = hosts.unwrap_or_default();
     once(
         "request_timeout_ms",
         var::REQUEST_TIMEOUT_MS,
